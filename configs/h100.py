@@ -1,0 +1,12 @@
+"""One-GPU config (H100/H200).
+
+Command: ``ggtalker demo --config h100`` writes ``out/head_preview.png`` with 512-pixel
+cells. Stages that need a GPU add their sections here as they land.
+"""
+
+from ggtalker_jax.config import Config, PreviewConfig
+
+
+def get_config(arg: str | None = None) -> Config:
+    del arg
+    return Config(name="h100", seed=0, preview=PreviewConfig(cell_size=512))

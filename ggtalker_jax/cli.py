@@ -1,0 +1,162 @@
+"""The ``ggtalker`` command line: parse arguments, load a config, call one library function.
+
+User mistakes (:class:`ggtalker_jax.errors.InputError`) print one line and exit with status
+2; anything else is a bug and keeps its traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+from ggtalker_jax.errors import InputError
+
+
+def _refuse_existing(path: Path, force: bool) -> None:
+    if path.exists() and not force:
+        raise InputError(f"{path}: already exists; pass --force to overwrite it")
+
+
+def _load_model(path: str | None):
+    from ggtalker_jax.flame import load_flame
+
+    return load_flame(path or None)
+
+
+def cmd_flame_convert(args) -> None:
+    from ggtalker_jax.flame import convert_flame
+
+    model = convert_flame(
+        args.model,
+        args.out,
+        uv=args.uv,
+        landmarks=args.landmarks,
+        masks=args.masks,
+        force=args.force,
+    )
+    parts = [
+        p
+        for p, ok in (
+            ("uv", model.vt.shape[0] > 0),
+            ("landmarks", model.lmk_faces_idx.shape[0] > 0),
+            ("masks", bool(model.masks)),
+        )
+        if ok
+    ]
+    print(
+        f"wrote {args.out}: {model.n_vertices} vertices, {model.faces.shape[0]} faces, "
+        f"{model.n_shape} shape + {model.n_exp} expression components; optional parts: "
+        f"{', '.join(parts) or 'none'}"
+    )
+
+
+def cmd_flame_preview(args) -> None:
+    from ggtalker_jax.config import load_config
+    from ggtalker_jax.render.preview import default_cells, render_preview_grid
+
+    out = Path(args.out)
+    _refuse_existing(out, args.force)
+    config = load_config(args.config, args.set)
+    model = _load_model(args.model or config.flame_model)
+    cells = default_cells(model, config.preview.expression_strength)
+    image = render_preview_grid(model, cells, config.preview.cell_size)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    image.save(out)
+    print(
+        f"wrote {out} ({image.width}x{image.height}, {len(cells)} expressions x "
+        f"{len(cells[0])} poses of {model.source})"
+    )
+
+
+def cmd_demo(args) -> None:
+    from ggtalker_jax.config import load_config
+    from ggtalker_jax.render.preview import default_cells, render_preview_grid
+
+    out_dir = Path(args.out)
+    preview = out_dir / "head_preview.png"
+    config_path = out_dir / "config.json"
+    for path in (preview, config_path):
+        _refuse_existing(path, args.force)
+    start = time.perf_counter()
+    config = load_config(args.config, args.set)
+    model = _load_model(config.flame_model)
+    cells = default_cells(model, config.preview.expression_strength)
+    image = render_preview_grid(model, cells, config.preview.cell_size)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    image.save(preview)
+    config_path.write_text(config.to_json() + "\n")
+    print(f"model    {model.source}")
+    print(
+        f"         {model.n_vertices} vertices, {model.faces.shape[0]} faces, "
+        f"{model.n_shape} shape + {model.n_exp} expression components"
+    )
+    print(
+        f"preview  {preview} ({image.width}x{image.height}: {len(cells)} expressions x "
+        f"{len(cells[0])} poses)"
+    )
+    print(f"config   {config_path} ({config.name})")
+    print(f"done in {time.perf_counter() - start:.1f} s")
+
+
+def _add_config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", default="tiny", help="named config: tiny (CPU) or h100")
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="override a config field, e.g. --set preview.cell_size=256",
+    )
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="ggtalker",
+        description="Speech-driven 3D Gaussian talking heads in JAX.",
+    )
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    flame = sub.add_parser("flame", help="FLAME models: convert a real .pkl, preview a model")
+    flame_sub = flame.add_subparsers(dest="flame_command", metavar="SUBCOMMAND", required=True)
+    conv = flame_sub.add_parser("convert", help="real FLAME .pkl (+ UV, landmarks, masks) -> .npz")
+    conv.add_argument("model", help="FLAME generic_model.pkl (2017/2020/2023) or an .npz")
+    conv.add_argument("out", help="output .npz")
+    conv.add_argument("--uv", help="head_template.obj with the UV layout")
+    conv.add_argument("--landmarks", help="landmark embedding (.pkl, .npy or .npz)")
+    conv.add_argument("--masks", help="FLAME_masks.pkl with region vertex indices")
+    conv.add_argument("--force", action="store_true", help="overwrite an existing output")
+    conv.set_defaults(func=cmd_flame_convert)
+    prev = flame_sub.add_parser("preview", help="PNG grid of expressions and poses of a model")
+    prev.add_argument("--model", help="FLAME .pkl/.npz (default: the shipped procedural head)")
+    prev.add_argument("--out", required=True, help="output PNG")
+    prev.add_argument("--force", action="store_true", help="overwrite an existing output")
+    _add_config_args(prev)
+    prev.set_defaults(func=cmd_flame_preview)
+
+    demo = sub.add_parser("demo", help="the main job on the embedded default (writes DIR/...)")
+    demo.add_argument("--out", default="out", help="output folder (default: out)")
+    demo.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    _add_config_args(demo)
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``ggtalker`` console script; returns the exit status."""
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        args.func(args)
+    except InputError as e:
+        print(f"ggtalker: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ggtalker: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

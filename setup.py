@@ -1,0 +1,20 @@
+"""Package discovery: ``kernels/`` and ``configs/`` install as ``ggtalker_jax.kernels`` and
+``ggtalker_jax.configs`` (a package named plain ``kernels`` already exists on PyPI).
+Everything else is declared in pyproject.toml."""
+
+from setuptools import find_packages, setup
+
+MAPPED = {"ggtalker_jax.kernels": "kernels", "ggtalker_jax.configs": "configs"}
+
+
+def _mapped_packages() -> list[str]:
+    found = []
+    for name, folder in MAPPED.items():
+        found += [name] + [f"{name}.{sub}" for sub in find_packages(folder)]
+    return found
+
+
+setup(
+    packages=find_packages(include=["ggtalker_jax", "ggtalker_jax.*"]) + _mapped_packages(),
+    package_dir=MAPPED,
+)

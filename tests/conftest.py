@@ -1,0 +1,58 @@
+"""Test setup: 8 simulated CPU devices (unless a GPU is present), strict rank promotion,
+a persistent compilation cache, and one printed, replayable seed per run.
+
+Replay a failure with ``GGTALKER_TEST_SEED=<seed printed in the header>``.
+"""
+
+import os
+import shutil
+import subprocess
+
+if (
+    shutil.which("nvidia-smi") is None
+    or subprocess.run(["nvidia-smi", "-L"], capture_output=True).returncode != 0
+):
+    os.environ.setdefault("JAX_PLATFORMS", "cpu")
+    os.environ["XLA_FLAGS"] = (
+        os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
+    )
+
+import secrets
+from pathlib import Path
+
+import jax
+import numpy as np
+import pytest
+
+jax.config.update("jax_numpy_rank_promotion", "raise")
+jax.config.update("jax_compilation_cache_dir", str(Path(__file__).parent.parent / ".jax_cache"))
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+
+SEED = int(os.environ.get("GGTALKER_TEST_SEED", secrets.randbelow(2**31)))
+os.environ["GGTALKER_TEST_SEED"] = str(SEED)  # xdist workers inherit the same seed
+
+
+def pytest_report_header(config):
+    return f"GGTALKER_TEST_SEED={SEED} (set it to replay this run)"
+
+
+def pytest_collection_modifyitems(config, items):
+    on_gpu = any(d.platform == "gpu" for d in jax.devices())
+    skip = pytest.mark.skip(reason="needs a CUDA GPU")
+    for item in items:
+        if "gpu" in item.keywords and not on_gpu:
+            item.add_marker(skip)
+
+
+@pytest.fixture
+def rng(request) -> np.random.Generator:
+    """A numpy generator seeded from the run seed and the test's name (independent per test,
+    replayable with GGTALKER_TEST_SEED)."""
+    salt = int.from_bytes(request.node.nodeid.encode()[-8:].rjust(8, b"\0"), "little")
+    return np.random.default_rng([SEED, salt])
+
+
+@pytest.fixture
+def key(rng) -> jax.Array:
+    """A fresh JAX key derived from :func:`rng`."""
+    return jax.random.key(int(rng.integers(2**31)))

@@ -1,0 +1,175 @@
+"""The rest of a synthetic shot: torso mesh, background, head motion and cameras.
+
+All functions are deterministic numpy given a ``np.random.Generator``; units are metres,
+radians and frames at 25 fps. Axes follow FLAME: +y up, +z out of the face, +x the subject's
+left.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import numpy as np
+from scipy import ndimage
+
+from ggtalker_jax.geometry.camera import intrinsics, look_at
+
+
+@dataclasses.dataclass(frozen=True)
+class Mesh:
+    """A textured triangle mesh: ``vertices [V, 3]``, ``faces [F, 3]``, ``vt [Nvt, 2]``,
+    ``ft [F, 3]``, ``texture [Ht, Wt, 3]`` uint8 (row 0 is v = 1)."""
+
+    vertices: np.ndarray
+    faces: np.ndarray
+    vt: np.ndarray
+    ft: np.ndarray
+    texture: np.ndarray
+
+
+def make_torso(
+    neck_bottom: np.ndarray,
+    neck_radius: float,
+    rng: np.random.Generator,
+    rings: int = 14,
+    segments: int = 48,
+) -> Mesh:
+    """Shoulders and upper chest as a lofted surface under the neck.
+
+    The top ring hugs the neck a little above its cut (``neck_bottom``, the centre of the
+    neck loop), so the head's open neck always disappears into the collar.
+
+    Args:
+      neck_bottom: ``[3]`` centre of the head mesh's neck loop at rest.
+      neck_radius: radius of that loop, metres.
+      rng: identity randomness (build, shirt colour and pattern).
+    """
+    width = rng.uniform(0.19, 0.24)  # half shoulder width
+    depth = rng.uniform(0.10, 0.13)
+    drop = rng.uniform(0.05, 0.08)  # shoulder slope
+    t = np.linspace(0.0, 1.0, rings)[:, None]  # 0 at the collar, 1 at the bottom
+    phi = np.linspace(0.0, 2 * np.pi, segments, endpoint=False)[None, :]
+    # Collar radius grows quickly to the shoulders, then the chest hangs straight down.
+    grow = np.clip(t / 0.35, 0, 1) ** 0.6
+    rx = neck_radius * 1.05 + (width - neck_radius) * grow
+    rz = neck_radius * 1.05 + (depth - neck_radius) * grow
+    y = (
+        neck_bottom[1]
+        + 0.025
+        - drop * np.clip(t / 0.35, 0, 1) ** 1.5
+        - 0.22 * np.clip((t - 0.35) / 0.65, 0, 1)
+    )
+    x = neck_bottom[0] + rx * np.sin(phi)
+    z = neck_bottom[2] - 0.01 + rz * np.cos(phi)
+    y = np.broadcast_to(y - 0.02 * np.abs(np.sin(phi)) * grow, x.shape)
+    vertices = np.stack([x, y, z], -1).reshape(-1, 3)
+    faces, ft, vt = [], [], []
+    for r in range(rings):
+        for s in range(segments + 1):
+            vt.append([s / segments, 1.0 - r / (rings - 1)])
+    for r in range(rings - 1):
+        for s in range(segments):
+            a, b = r * segments + s, r * segments + (s + 1) % segments
+            c, d = a + segments, b + segments
+            ta, tb = r * (segments + 1) + s, r * (segments + 1) + s + 1
+            tc, td = ta + segments + 1, tb + segments + 1
+            # Outward (away from the axis) counter-clockwise winding.
+            faces += [[a, c, b], [b, c, d]]
+            ft += [[ta, tc, tb], [tb, tc, td]]
+    return Mesh(
+        vertices.astype(np.float32),
+        np.asarray(faces, np.int32),
+        np.asarray(vt, np.float32),
+        np.asarray(ft, np.int32),
+        _shirt_texture(rng),
+    )
+
+
+def _shirt_texture(rng: np.random.Generator, size: int = 256) -> np.ndarray:
+    base = rng.uniform(0.1, 0.9, 3)
+    tex = np.tile(base, (size, size, 1))
+    kind = rng.integers(3)
+    ii, jj = np.mgrid[0:size, 0:size]
+    if kind == 0:  # stripes
+        period = rng.integers(8, 24)
+        tex = np.where(((jj // period) % 2 == 0)[..., None], tex * 0.7, tex)
+    elif kind == 1:  # checks
+        period = rng.integers(10, 30)
+        tex = np.where((((ii // period) + (jj // period)) % 2 == 0)[..., None], tex * 0.75, tex)
+    # Weave: fine noise so the torso also has detail to reproduce.
+    tex = tex * (
+        1 + 0.08 * ndimage.gaussian_filter(rng.standard_normal((size, size)), 0.6)[..., None]
+    )
+    return (np.clip(tex, 0, 1) * 255).astype(np.uint8)
+
+
+def make_background(width: int, height: int, rng: np.random.Generator) -> np.ndarray:
+    """A static room-like backdrop ``[H, W, 3]`` uint8: a vertical gradient plus soft blobs."""
+    top, bottom = rng.uniform(0.2, 0.9, 3), rng.uniform(0.1, 0.7, 3)
+    t = np.linspace(0, 1, height)[:, None, None]
+    bg = np.broadcast_to(top * (1 - t) + bottom * t, (height, width, 3)).copy()
+    blobs = ndimage.gaussian_filter(
+        rng.standard_normal((height, width, 3)), (height / 10, width / 10, 0)
+    )
+    bg += 0.6 * blobs / (np.abs(blobs).max() + 1e-9) * 0.25
+    bg *= 1 + 0.03 * rng.standard_normal((height, width, 1))
+    return (np.clip(bg, 0, 1) * 255).astype(np.uint8)
+
+
+def smooth_track(
+    rng: np.random.Generator, n_frames: int, amplitude: float, period_frames: float
+) -> np.ndarray:
+    """A smooth random 1-D track ``[T]`` (filtered noise, max |value| = ``amplitude``)."""
+    pad = int(3 * period_frames)
+    noise = ndimage.gaussian_filter1d(rng.standard_normal(n_frames + 2 * pad), period_frames / 2.5)[
+        pad : pad + n_frames
+    ]
+    peak = np.abs(noise).max() + 1e-9
+    return (amplitude * noise / peak).astype(np.float32)
+
+
+def head_motion(
+    rng: np.random.Generator,
+    n_frames: int,
+    max_yaw: float = 0.6,
+    max_pitch: float = 0.25,
+    max_roll: float = 0.12,
+) -> dict[str, np.ndarray]:
+    """Smooth head motion with large rotations: ``global_pose``, ``neck_pose`` ``[T, 3]``,
+    ``eye_pose [T, 6]`` (small gaze shifts), ``translation [T, 3]``."""
+    yaw = smooth_track(rng, n_frames, rng.uniform(0.3, 1.0) * max_yaw, 40)
+    pitch = smooth_track(rng, n_frames, rng.uniform(0.3, 1.0) * max_pitch, 30)
+    roll = smooth_track(rng, n_frames, rng.uniform(0.3, 1.0) * max_roll, 50)
+    global_pose = np.stack([pitch, yaw, roll], -1)
+    neck = np.stack([smooth_track(rng, n_frames, 0.08, 25) for _ in range(3)], -1)
+    gaze = np.stack(
+        [smooth_track(rng, n_frames, 0.12, 20), smooth_track(rng, n_frames, 0.2, 20)], -1
+    )
+    eye_pose = np.concatenate([gaze, np.zeros((n_frames, 1)), gaze, np.zeros((n_frames, 1))], -1)
+    translation = np.stack([smooth_track(rng, n_frames, 0.01, 40) for _ in range(3)], -1)
+    return {
+        "global_pose": global_pose,
+        "neck_pose": neck,
+        "eye_pose": eye_pose.astype(np.float32),
+        "translation": translation,
+    }
+
+
+def portrait_camera(
+    target: np.ndarray,
+    size: int,
+    yaw: float = 0.0,
+    pitch: float = 0.0,
+    distance: float = 0.9,
+    field: float = 0.42,
+) -> tuple[np.ndarray, np.ndarray]:
+    """A camera looking at ``target`` from ``distance`` metres in front of the face, turned by
+    ``yaw``/``pitch`` (radians) around it, framing ``field`` metres across the image.
+
+    Returns:
+      ``(viewmat [4, 4], K [3, 3])``.
+    """
+    direction = np.array([np.sin(yaw) * np.cos(pitch), np.sin(pitch), np.cos(yaw) * np.cos(pitch)])
+    eye = np.asarray(target) + distance * direction
+    focal = size * distance / field
+    return look_at(eye, target), intrinsics(focal, size, size)

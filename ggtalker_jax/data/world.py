@@ -1,0 +1,385 @@
+"""The synthetic talking-head world: identities, speech-driven FLAME motion, exact frames.
+
+A library that yields arrays (:func:`iter_world`, :func:`generate_clip`), so a GPU job can
+make its training world in memory; :func:`write_world` writes the clip format for the CLI.
+Everything is deterministic from ``WorldConfig.seed``: identity ``i`` and clip ``j`` draw from
+their own seeded generators, so a rerun (or an interrupted run resumed) makes the same clips.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ggtalker_jax.data import scene
+from ggtalker_jax.data.clip import FPS, SAMPLE_RATE, Clip, View, write_clip
+from ggtalker_jax.data.corpus import sentences_for
+from ggtalker_jax.data.texture import UVMaps, make_texture, make_uv_maps
+from ggtalker_jax.errors import InputError
+from ggtalker_jax.flame.lbs import flame_forward
+from ggtalker_jax.flame.model import FlameModel
+from ggtalker_jax.types import FlameParams
+
+
+@dataclasses.dataclass(frozen=True)
+class WorldConfig:
+    """What to generate.
+
+    Attributes:
+      identities: number of people.
+      clips_per_identity: clips per person.
+      seconds: clip length.
+      resolution: frame side in pixels (even).
+      seed: world seed.
+      languages: espeak voices; identity ``i`` speaks ``languages[i % len]``.
+      views: extra cameras per clip (novel-view ground truth of the same instants).
+      video: render frames; ``False`` writes audio + FLAME only (audio-prior data).
+      texture_size: UV texture side in texels.
+      shape_scale: std of the identity shape coefficients.
+    """
+
+    identities: int = 2
+    clips_per_identity: int = 2
+    seconds: float = 4.0
+    resolution: int = 256
+    seed: int = 0
+    languages: tuple[str, ...] = ("en",)
+    views: int = 0
+    video: bool = True
+    texture_size: int = 512
+    shape_scale: float = 1.0
+
+    def __post_init__(self):
+        checks = [
+            (self.identities >= 1, "identities", "an integer >= 1"),
+            (self.clips_per_identity >= 1, "clips_per_identity", "an integer >= 1"),
+            (0.4 <= self.seconds <= 600, "seconds", "between 0.4 and 600"),
+            (
+                self.resolution >= 32 and self.resolution % 2 == 0,
+                "resolution",
+                "an even number >= 32 (H.264 needs even sizes)",
+            ),
+            (len(self.languages) >= 1, "languages", "at least one espeak voice"),
+            (0 <= self.views <= 8, "views", "between 0 and 8"),
+            (self.texture_size >= 64, "texture_size", ">= 64"),
+        ]
+        for ok, name, want in checks:
+            if not ok:
+                raise InputError(
+                    f"world: {name}={getattr(self, name)!r} is invalid; " f"expected {want}"
+                )
+
+    @property
+    def n_frames(self) -> int:
+        return int(round(self.seconds * FPS))
+
+
+@dataclasses.dataclass(frozen=True)
+class Identity:
+    """One synthetic person: FLAME shape, UV texture, torso, background, voice and style."""
+
+    name: str
+    shape: np.ndarray  # [S]
+    texture: np.ndarray  # [Ht, Wt, 3] uint8
+    torso: scene.Mesh
+    background: np.ndarray  # [H, W, 3] uint8
+    language: str
+    voice: str
+    pitch: int
+    rate_wpm: int
+    style: object  # ggtalker_jax.audio.visemes.SpeakingStyle
+
+
+def _rng(config: WorldConfig, *path: int) -> np.random.Generator:
+    return np.random.default_rng([config.seed, *path])
+
+
+def make_identity(
+    model: FlameModel, maps: UVMaps | None, config: WorldConfig, index: int
+) -> Identity:
+    """Identity ``index`` of the world (deterministic from the world seed).
+
+    Shape, look and voice draw from separate streams, so an audio-only world
+    (``maps=None``: no texture, torso or background) has the same people and voices.
+    """
+    from ggtalker_jax.audio.visemes import SpeakingStyle
+
+    shape_rng, look_rng, voice_rng = (_rng(config, index, 0, k) for k in range(3))
+    shape = (shape_rng.standard_normal(model.n_shape) * config.shape_scale).astype(np.float32)
+    language = config.languages[index % len(config.languages)]
+    if maps is None:
+        empty = np.zeros((0, 3), np.float32)
+        torso = scene.Mesh(
+            empty,
+            np.zeros((0, 3), np.int32),
+            empty[:, :2],
+            np.zeros((0, 3), np.int32),
+            np.zeros((1, 1, 3), np.uint8),
+        )
+        texture = background = np.zeros((1, 1, 3), np.uint8)
+    else:
+        rest = np.asarray(
+            flame_forward(
+                model, FlameParams.zeros(model.n_shape, model.n_exp).replace(shape=shape)
+            ).vertices
+        )
+        neck = np.asarray(model.masks.get("boundary", np.argsort(rest[:, 1])[:32]))
+        neck_center = rest[neck].mean(0)
+        neck_radius = float(np.linalg.norm((rest[neck] - neck_center)[:, [0, 2]], axis=-1).mean())
+        texture = make_texture(maps, look_rng)
+        torso = scene.make_torso(neck_center, neck_radius, look_rng)
+        background = scene.make_background(config.resolution, config.resolution, look_rng)
+    return Identity(
+        name=f"id{index:03d}",
+        shape=shape,
+        texture=texture,
+        torso=torso,
+        background=background,
+        language=language,
+        voice=language,
+        pitch=int(voice_rng.integers(35, 70)),
+        rate_wpm=int(voice_rng.integers(140, 185)),
+        style=SpeakingStyle.random(voice_rng),
+    )
+
+
+def speech_for_clip(identity: Identity, config: WorldConfig, rng: np.random.Generator):
+    """Sentences spoken until the clip is full; returns ``(audio [S], phonemes)`` cut or
+    padded with silence to exactly ``seconds``."""
+    from ggtalker_jax.audio.speech import Phoneme, synthesize
+
+    n_samples = int(round(config.n_frames * SAMPLE_RATE / FPS))
+    pieces, phonemes, offset = [], [], 0
+    sentences = sentences_for(identity.language)
+    lead = int(rng.uniform(0.1, 0.4) * SAMPLE_RATE)  # silence before speech starts
+    pieces.append(np.zeros(lead, np.float32))
+    offset = lead
+    while offset < n_samples:
+        text = sentences[int(rng.integers(len(sentences)))]
+        speech = synthesize(
+            text, voice=identity.voice, rate_wpm=identity.rate_wpm, pitch=identity.pitch
+        )
+        shift = offset / SAMPLE_RATE
+        phonemes += [Phoneme(p.symbol, p.start + shift, p.end + shift) for p in speech.phonemes]
+        pause = np.zeros(int(rng.uniform(0.15, 0.5) * SAMPLE_RATE), np.float32)
+        pieces += [speech.audio.astype(np.float32), pause]
+        offset += speech.audio.shape[0] + pause.shape[0]
+    audio = np.concatenate(pieces)[:n_samples]
+    end = n_samples / SAMPLE_RATE
+    phonemes = [p for p in phonemes if p.start < end]
+    return audio, phonemes
+
+
+@functools.partial(jax.jit, static_argnames=("width", "height"))
+def _render_batch(
+    head_vertices, faces, vt, ft, texture, torso, viewmat, K, background, width, height
+):
+    """Render frames: ``head_vertices [T, V, 3]``, ``viewmat [T, 4, 4]``, ``K [T, 3, 3]``
+    -> ``(rgb [T, H, W, 3] float, masks [T, 2, H, W] bool)``."""
+    from ggtalker_jax.render.mesh_raster import render_textured_meshes
+
+    def one(verts, view, k):
+        meshes = [(verts, faces, vt, ft, texture), torso]
+        return render_textured_meshes(meshes, view, k, width, height, background)
+
+    return jax.vmap(one)(head_vertices, viewmat, K)
+
+
+def render_frames(
+    model: FlameModel,
+    identity: Identity,
+    vertices: np.ndarray,
+    viewmat: np.ndarray,
+    K: np.ndarray,
+    size: int,
+    chunk: int = 25,
+):
+    """Ground-truth frames of posed head vertices ``[T, V, 3]`` under cameras ``[T]``.
+
+    Returns:
+      ``(frames [T, H, W, 3] uint8, head_mask [T, H, W] uint8, torso_mask [T, H, W] uint8)``.
+    """
+    t = vertices.shape[0]
+    torso = tuple(jnp.asarray(a) for a in dataclasses.astuple(identity.torso))
+    bg = jnp.asarray(identity.background, jnp.float32) / 255.0
+    tex = jnp.asarray(identity.texture, jnp.float32) / 255.0
+    frames, head, body = [], [], []
+    for s in range(0, t, chunk):
+        # Pad the last chunk so every call has the same shapes (one compile per world).
+        idx = np.minimum(np.arange(s, s + chunk), t - 1)
+        rgb, masks = _render_batch(
+            jnp.asarray(vertices[idx]),
+            model.faces,
+            model.vt,
+            model.ft,
+            tex,
+            torso,
+            jnp.asarray(viewmat[idx]),
+            jnp.asarray(K[idx]),
+            bg,
+            width=size,
+            height=size,
+        )
+        n = min(chunk, t - s)
+        frames.append(np.asarray(jnp.round(rgb[:n] * 255.0), np.uint8))
+        head.append(np.asarray(masks[:n, 0], np.uint8))
+        body.append(np.asarray(masks[:n, 1], np.uint8))
+    return np.concatenate(frames), np.concatenate(head), np.concatenate(body)
+
+
+def generate_clip(
+    model: FlameModel, identity: Identity, config: WorldConfig, identity_index: int, clip_index: int
+) -> Clip:
+    """One clip: speech, lip motion from visemes, head motion, frames from every camera."""
+    from ggtalker_jax.audio.visemes import phonemes_to_trajectories
+
+    rng = _rng(config, identity_index, 1, clip_index)
+    t = config.n_frames
+    audio, phonemes = speech_for_clip(identity, config, rng)
+    expression, jaw_pose = phonemes_to_trajectories(
+        phonemes, t, fps=FPS, style=identity.style, n_exp=model.n_exp
+    )
+    motion = scene.head_motion(rng, t)
+    params = FlameParams(
+        shape=identity.shape,
+        expression=np.asarray(expression, np.float32),
+        jaw_pose=np.asarray(jaw_pose, np.float32),
+        **{k: np.asarray(v, np.float32) for k, v in motion.items()},
+    )
+    size = config.resolution
+    rest = np.asarray(
+        flame_forward(
+            model, FlameParams.zeros(model.n_shape, model.n_exp).replace(shape=identity.shape)
+        ).vertices
+    )
+    target = np.array([0.0, np.percentile(rest[:, 1], 35), 0.0], np.float32)
+    yaw0 = rng.uniform(-0.15, 0.15)
+    view, k = scene.portrait_camera(target, size, yaw=yaw0, pitch=rng.uniform(-0.05, 0.1))
+    viewmat, K = np.repeat(view[None], t, 0), np.repeat(k[None], t, 0)
+    frames = head = torso = None
+    views = []
+    if config.video:
+        vertices = np.asarray(_forward_frames(model, params))
+        frames, head, torso = render_frames(model, identity, vertices, viewmat, K, size)
+        for v in range(config.views):
+            side = 1.0 if v % 2 == 0 else -1.0
+            yaw = side * (0.5 + 0.25 * (v // 2)) + yaw0
+            vv, vk = scene.portrait_camera(target, size, yaw=yaw, pitch=rng.uniform(-0.1, 0.15))
+            vview, vK = np.repeat(vv[None], t, 0), np.repeat(vk[None], t, 0)
+            vframes, _, _ = render_frames(model, identity, vertices, vview, vK, size)
+            views.append(View(vframes, vview, vK))
+    meta = {
+        "fps": FPS,
+        "width": size,
+        "height": size,
+        "identity": identity.name,
+        "language": identity.language,
+        "voice": identity.voice,
+        "seed": config.seed,
+        "source": "ggtalker-jax synthetic world",
+        "clip": clip_index,
+        "video": config.video,
+        "phonemes": [[p.symbol, round(p.start, 4), round(p.end, 4)] for p in phonemes],
+    }
+    return Clip(
+        frames=frames,
+        audio=audio,
+        flame=params,
+        viewmat=viewmat,
+        K=K,
+        head_mask=head,
+        torso_mask=torso,
+        background=identity.background if config.video else None,
+        views=tuple(views),
+        meta=meta,
+    )
+
+
+@jax.jit
+def _forward_frames(model: FlameModel, params: FlameParams) -> jax.Array:
+    return flame_forward(model, params).vertices
+
+
+def clip_name(identity_index: int, clip_index: int) -> str:
+    return f"id{identity_index:03d}/clip{clip_index:03d}"
+
+
+def iter_world(
+    model: FlameModel, config: WorldConfig, skip=lambda name: False
+) -> Iterator[tuple[str, Clip]]:
+    """Yield ``(name, clip)`` for every clip of the world, identity by identity.
+
+    Args:
+      skip: ``name -> bool``; clips it accepts are not generated (used to resume).
+    """
+    maps = make_uv_maps(model, config.texture_size) if config.video else None
+    for i in range(config.identities):
+        names = [clip_name(i, j) for j in range(config.clips_per_identity)]
+        if all(skip(n) for n in names):
+            continue
+        identity = make_identity(model, maps, config, i)
+        for j, name in enumerate(names):
+            if not skip(name):
+                yield name, generate_clip(model, identity, config, i, j)
+
+
+def write_world(
+    out: str | os.PathLike,
+    model: FlameModel,
+    config: WorldConfig,
+    force: bool = False,
+    progress: bool = True,
+) -> list[Path]:
+    """Write every clip of the world under ``out`` in the clip format.
+
+    Safe to interrupt and rerun: finished clips (folders with ``meta.json``) are kept, a
+    partial clip (``*.partial``) is redone. ``out`` must be empty, a world made with the
+    same config (``world.json``), or ``force`` must be set (which starts it afresh).
+    """
+    import json
+
+    from tqdm import tqdm
+
+    out = Path(out)
+    stamp = out / "world.json"
+    wanted = json.dumps(dataclasses.asdict(config), sort_keys=True)
+    if out.exists() and any(out.iterdir()):
+        same = stamp.is_file() and stamp.read_text().strip() == wanted
+        if force:
+            shutil.rmtree(out)
+        elif not same:
+            raise InputError(
+                f"{out}: already holds something other than this world; pass "
+                "--force to replace it, or choose another --out"
+            )
+    out.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(wanted + "\n")
+    for partial in out.rglob("*.partial"):
+        shutil.rmtree(partial)
+    done = lambda name: (out / name / "meta.json").is_file()
+    total = config.identities * config.clips_per_identity
+    bar = tqdm(
+        total=total,
+        desc="world",
+        unit="clip",
+        disable=not progress,
+        initial=sum(
+            done(clip_name(i, j))
+            for i in range(config.identities)
+            for j in range(config.clips_per_identity)
+        ),
+    )
+    written = []
+    for name, clip in iter_world(model, config, skip=done):
+        written.append(write_clip(out / name, clip))
+        bar.update(1)
+    bar.close()
+    return written

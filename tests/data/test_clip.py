@@ -1,0 +1,126 @@
+"""The clip format: round trip, durations, and one-line errors for every bad input."""
+
+import json
+
+import numpy as np
+import pytest
+
+from ggtalker_jax.audio.wav import write_wav
+from ggtalker_jax.data.clip import Clip, View, read_clip, write_clip
+from ggtalker_jax.data.video import probe_media
+from ggtalker_jax.errors import InputError
+from ggtalker_jax.types import FlameParams
+
+
+def random_clip(rng, t=10, size=32, n_shape=4, n_exp=3, views=1) -> Clip:
+    g = lambda *s: rng.normal(size=s).astype(np.float32) * 0.1
+    # Smooth frames (noise would be blurred by H.264 and make round-trip checks loose).
+    yy, xx = np.mgrid[0:size, 0:size]
+    base = rng.uniform(0, 255, 3)
+    frames = np.stack(
+        [np.clip(base + 60 * np.sin(xx / 5 + i)[..., None], 0, 255) for i in range(t)]
+    ).astype(np.uint8)
+    viewmat = np.repeat(np.eye(4, dtype=np.float32)[None], t, 0)
+    K = np.repeat(np.eye(3, dtype=np.float32)[None], t, 0)
+    masks = (rng.random((t, size, size)) > 0.5).astype(np.uint8)
+    return Clip(
+        frames=frames,
+        audio=(rng.normal(size=t * 640) * 0.1).astype(np.float32),
+        flame=FlameParams(
+            shape=g(n_shape),
+            expression=g(t, n_exp),
+            global_pose=g(t, 3),
+            neck_pose=g(t, 3),
+            jaw_pose=g(t, 3),
+            eye_pose=g(t, 6),
+            translation=g(t, 3),
+        ),
+        viewmat=viewmat,
+        K=K,
+        head_mask=masks,
+        torso_mask=1 - masks,
+        background=frames[0],
+        views=tuple(View(frames[::-1].copy(), viewmat, K) for _ in range(views)),
+        meta={
+            "fps": 25,
+            "width": size,
+            "height": size,
+            "identity": "id000",
+            "language": "en",
+            "voice": "en",
+            "seed": 1,
+            "source": "test",
+        },
+    )
+
+
+def test_round_trip(tmp_path, rng):
+    clip = random_clip(rng)
+    folder = write_clip(tmp_path / "clip", clip)
+    back = read_clip(folder)
+    assert back.n_frames == clip.n_frames and back.frames.shape == clip.frames.shape
+    assert np.abs(back.frames.astype(int) - clip.frames).mean() < 3.0  # near-lossless H.264
+    np.testing.assert_allclose(back.audio, clip.audio, atol=1 / 32767 + 1e-6)
+    np.testing.assert_array_equal(back.flame.expression, clip.flame.expression)
+    np.testing.assert_array_equal(back.head_mask, clip.head_mask)
+    np.testing.assert_array_equal(back.background, clip.background)
+    assert len(back.views) == 1 and back.views[0].frames.shape == clip.frames.shape
+    assert back.meta["identity"] == "id000"
+    media = probe_media(folder / "frames.mp4")
+    audio = probe_media(folder / "audio.wav")
+    assert media["fps"] == 25 and audio["audio_rate"] == 16000
+    assert abs(media["duration"] - audio["duration"]) <= 1 / 25 + 1e-6
+    audio_only = read_clip(folder, load_video=False)
+    assert audio_only.frames is None and audio_only.n_frames == clip.n_frames
+
+
+def test_refuses_to_overwrite(tmp_path, rng):
+    clip = random_clip(rng, views=0)
+    write_clip(tmp_path / "clip", clip)
+    with pytest.raises(InputError, match="already exists; pass --force"):
+        write_clip(tmp_path / "clip", clip)
+    write_clip(tmp_path / "clip", clip, force=True)
+    assert not (tmp_path / "clip.partial").exists()
+
+
+def test_bad_clips(tmp_path, rng):
+    clip = random_clip(rng, views=0)
+    folder = write_clip(tmp_path / "clip", clip)
+    with pytest.raises(InputError, match="no such clip folder"):
+        read_clip(tmp_path / "nope")
+    # Wrong sample rate.
+    write_wav(folder / "audio.wav", clip.audio, 22050, force=True)
+    with pytest.raises(InputError, match="sample rate is 22050 Hz, expected 16000"):
+        read_clip(folder)
+    # Frame/audio mismatch: 3 frames' worth of audio missing.
+    write_wav(folder / "audio.wav", clip.audio[: -3 * 640], 16000, force=True)
+    with pytest.raises(InputError, match=r"10 frames but the audio lasts 7.0 frames"):
+        read_clip(folder)
+    write_wav(folder / "audio.wav", clip.audio, 16000, force=True)
+    # NaN in flame.npz.
+    with np.load(folder / "flame.npz") as z:
+        data = dict(z)
+    data["jaw_pose"][2, 0] = np.nan
+    np.savez(folder / "flame.npz", **data)
+    with pytest.raises(InputError, match=r"flame.npz: 'jaw_pose' holds 1 NaN"):
+        read_clip(folder)
+    data["jaw_pose"][2, 0] = 0.0
+    data["eye_pose"] = data["eye_pose"][:, :3]
+    np.savez(folder / "flame.npz", **data)
+    with pytest.raises(InputError, match=r"'eye_pose' has shape \(10, 3\), expected \(10, 6\)"):
+        read_clip(folder)
+    data["eye_pose"] = np.zeros((10, 6), np.float32)
+    np.savez(folder / "flame.npz", **data)
+    read_clip(folder)
+    # Missing and corrupt media.
+    (folder / "frames.mp4").write_bytes(b"not a video")
+    with pytest.raises(InputError, match="frames.mp4: not a readable video"):
+        read_clip(folder)
+    (folder / "frames.mp4").unlink()
+    with pytest.raises(InputError, match="frames.mp4: no such file"):
+        read_clip(folder)
+    (folder / "meta.json").write_text(json.dumps({"video": False}))
+    assert read_clip(folder).frames is None
+    (folder / "meta.json").write_text("{broken")
+    with pytest.raises(InputError, match="meta.json: not valid JSON"):
+        read_clip(folder)

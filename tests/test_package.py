@@ -1,0 +1,56 @@
+"""Packaging: a normal (non-editable) install carries the mapped subpackages and assets."""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.slow
+def test_installed_copy_imports_kernels_configs_and_head(tmp_path):
+    src = tmp_path / "src"
+    src.mkdir()
+    for name in ("pyproject.toml", "setup.py", "README.md"):
+        shutil.copy(ROOT / name, src / name)
+    ignore = shutil.ignore_patterns("__pycache__")
+    for name in ("ggtalker_jax", "kernels", "configs"):
+        shutil.copytree(ROOT / name, src / name, ignore=ignore)
+    target = tmp_path / "site"
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "install",
+            "-q",
+            "--no-deps",
+            "--no-build-isolation",
+            "--target",
+            str(target),
+            str(src),
+        ],
+        check=True,
+        capture_output=True,
+    )
+    shutil.rmtree(src)  # the installed copy must stand on its own
+    code = (
+        "import ggtalker_jax.kernels as k, ggtalker_jax.configs.tiny as t\n"
+        "from ggtalker_jax.flame import load_flame\n"
+        "from ggtalker_jax.config import load_config\n"
+        "print(k.__file__); print(t.__file__)\n"
+        "print(load_config('h100').preview.cell_size, load_flame().n_vertices)\n"
+    )
+    env = dict(os.environ, PYTHONPATH=str(target), JAX_PLATFORMS="cpu")
+    out = subprocess.run(
+        [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True
+    )
+    assert out.returncode == 0, out.stderr
+    kernels_file, configs_file, sizes = out.stdout.split("\n")[:3]
+    assert kernels_file.startswith(str(target)) and configs_file.startswith(str(target))
+    cell_size, n_vertices = map(int, sizes.split())
+    assert cell_size == 512 and n_vertices > 1000

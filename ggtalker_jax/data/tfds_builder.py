@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 
@@ -57,7 +58,7 @@ def _builder_class(tfds):
 
         name = DATASET_NAME
         VERSION = tfds.core.Version("1.0.0")
-        RELEASE_NOTES = {"1.0.0": "Clip format of ggtalker-jax 0.1."}
+        RELEASE_NOTES: ClassVar[dict] = {"1.0.0": "Clip format of ggtalker-jax 0.1."}
 
         def __init__(self, *, clips_root: str | None = None, **kwargs):
             self._clips_root = clips_root

@@ -1,0 +1,349 @@
+"""``rasterization``: gsplat-compatible Gaussian splatting with JAX backends.
+
+Conventions (as gsplat 1.5): ``quats`` wxyz, linear ``scales``, ``opacities`` in 0..1,
+``viewmats`` world->camera with +z forward and +y down, OpenCV ``Ks``, pixel centres at +0.5.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from ggtalker_jax.kernels.splat.binning import (
+    bin_gaussians,
+    count_intersections,
+    default_capacity,
+    round_capacity,
+    tile_grid,
+)
+from ggtalker_jax.kernels.splat.config import KernelConfig
+from ggtalker_jax.kernels.splat.projection import project_batch
+from ggtalker_jax.kernels.splat.reference import composite_reference
+from ggtalker_jax.kernels.splat.vjp import composite_tiles
+
+RENDER_MODES = ("RGB", "D", "ED", "RGB+D", "RGB+ED")
+BACKENDS = ("auto", "reference", "pallas")
+
+
+class SplatInputError(ValueError):
+    """Bad arguments to :func:`rasterization`: one line naming the argument and the fix."""
+
+
+def _check_shapes(
+    means,
+    quats,
+    scales,
+    opacities,
+    colors,
+    viewmats,
+    Ks,
+    width,
+    height,
+    backgrounds,
+    render_mode,
+    backend,
+    tile_size,
+):
+    if render_mode not in RENDER_MODES:
+        raise SplatInputError(f"render_mode={render_mode!r}; choose one of {RENDER_MODES}")
+    if backend not in BACKENDS:
+        raise SplatInputError(f"backend={backend!r}; choose one of {BACKENDS}")
+    if int(width) <= 0 or int(height) <= 0:
+        raise SplatInputError(f"image size {width}x{height} must be positive")
+    if tile_size < 1 or tile_size & (tile_size - 1):
+        raise SplatInputError(f"tile_size={tile_size} must be a power of two")
+    if means.ndim < 2 or means.shape[-1] != 3:
+        raise SplatInputError(f"means has shape {means.shape}; expected [..., N, 3]")
+    batch, n = means.shape[:-2], means.shape[-2]
+    want = {
+        "quats": (quats, (*batch, n, 4)),
+        "scales": (scales, (*batch, n, 3)),
+        "opacities": (opacities, (*batch, n)),
+    }
+    for name, (arr, shape) in want.items():
+        if tuple(arr.shape) != shape:
+            raise SplatInputError(
+                f"{name} has shape {tuple(arr.shape)}; expected {shape} "
+                f"to match means {tuple(means.shape)}"
+            )
+    if viewmats.shape[:-3] != batch or viewmats.shape[-2:] != (4, 4):
+        raise SplatInputError(
+            f"viewmats has shape {tuple(viewmats.shape)}; expected " f"{(*batch, 'C', 4, 4)}"
+        )
+    c = viewmats.shape[-3]
+    if tuple(Ks.shape) != (*batch, c, 3, 3):
+        raise SplatInputError(f"Ks has shape {tuple(Ks.shape)}; expected {(*batch, c, 3, 3)}")
+    if "RGB" in render_mode:
+        if colors is None or colors.shape[:-1] != (*batch, n) or colors.ndim != means.ndim:
+            raise SplatInputError(
+                f"colors has shape {None if colors is None else colors.shape}"
+                f"; expected {(*batch, n, 'D')}"
+            )
+    if backgrounds is not None:
+        d = colors.shape[-1] if "RGB" in render_mode else 1
+        if tuple(backgrounds.shape) != (*batch, c, d):
+            raise SplatInputError(
+                f"backgrounds has shape {tuple(backgrounds.shape)}; " f"expected {(*batch, c, d)}"
+            )
+
+
+def _check_values(means, quats, scales, opacities):
+    """Host entry: refuse NaN/Inf, negative scales, zero quaternions (concrete arrays only)."""
+    checks = [
+        ("means", means, lambda a: np.isfinite(a).all(-1), "finite"),
+        ("scales", scales, lambda a: np.isfinite(a).all(-1) & (a >= 0).all(-1), "finite and >= 0"),
+        (
+            "quats",
+            quats,
+            lambda a: np.isfinite(a).all(-1) & ((a * a).sum(-1) > 0),
+            "finite with non-zero norm",
+        ),
+        ("opacities", opacities, np.isfinite, "finite"),
+    ]
+    for name, arr, ok, want in checks:
+        if isinstance(arr, jax.core.Tracer):
+            continue
+        good = ok(np.asarray(arr))
+        if not good.all():
+            first = np.argwhere(~good)[0].tolist()
+            raise SplatInputError(
+                f"{name}: {int((~good).sum())} Gaussian(s) are not {want} "
+                f"(first at index {first}); fix or drop them"
+            )
+
+
+def _pad_channels(x, dp):
+    return jnp.pad(x, [(0, 0)] * (x.ndim - 1) + [(0, dp - x.shape[-1])])
+
+
+@functools.partial(
+    jax.jit,
+    static_argnames=(
+        "width",
+        "height",
+        "render_mode",
+        "backend",
+        "tile_size",
+        "capacity",
+        "near_plane",
+        "far_plane",
+        "eps2d",
+        "config",
+    ),
+)
+def _render(
+    means,
+    quats,
+    scales,
+    opacities,
+    colors,
+    viewmats,
+    Ks,
+    backgrounds,
+    *,
+    width,
+    height,
+    render_mode,
+    backend,
+    tile_size,
+    capacity,
+    near_plane,
+    far_plane,
+    eps2d,
+    config,
+):
+    batch, n = means.shape[:-2], means.shape[-2]
+    c = viewmats.shape[-3]
+    n_img = math.prod(batch) * c
+
+    def per_image(x):  # [*B, N, ...] -> [I, N, ...] (same Gaussians for each camera)
+        x = jnp.broadcast_to(
+            x[..., None, :, :] if x.ndim > len(batch) + 1 else x[..., None, :],
+            (*batch, c, *x.shape[len(batch) :]),
+        )
+        return x.reshape(n_img, *x.shape[len(batch) + 1 :])
+
+    proj = project_batch(
+        per_image(means),
+        per_image(quats),
+        per_image(scales),
+        per_image(opacities),
+        viewmats.reshape(n_img, 4, 4),
+        Ks.reshape(n_img, 3, 3),
+        width,
+        height,
+        near_plane,
+        far_plane,
+        eps2d,
+    )
+    features = []
+    if "RGB" in render_mode:
+        features.append(per_image(colors))
+    if "D" in render_mode:
+        features.append(proj["depths"][..., None])
+    feat = jnp.concatenate(features, -1)  # [I, N, D']
+    d_out = feat.shape[-1]
+
+    if backend == "reference":
+        color, trans = composite_reference(proj, feat, width, height)
+        binned = {
+            "count": count_intersections(proj["means2d"], proj["radii"], width, height, tile_size),
+            "overflow": jnp.array(False),
+            "dropped": jnp.array(0, jnp.int32),
+        }
+    else:
+        binned = bin_gaussians(
+            proj["means2d"], proj["radii"], proj["depths"], width, height, tile_size, capacity
+        )
+        dp = 1 << max(0, (d_out - 1).bit_length())
+        out, t = composite_tiles(
+            proj["means2d"].reshape(-1, 2),
+            proj["conics"].reshape(-1, 3),
+            proj["opacities"].reshape(-1),
+            _pad_channels(feat, dp).reshape(-1, dp),
+            binned["gaussian"],
+            binned["ranges"],
+            n_img,
+            width,
+            height,
+            config,
+        )
+        tiles_x, tiles_y = tile_grid(width, height, tile_size)
+        shape = (n_img, tiles_y, tiles_x, tile_size, tile_size)
+        color = (
+            out.reshape(*shape, dp)
+            .transpose(0, 1, 3, 2, 4, 5)
+            .reshape(n_img, tiles_y * tile_size, tiles_x * tile_size, dp)[
+                :, :height, :width, :d_out
+            ]
+        )
+        trans = (
+            t.reshape(shape)
+            .transpose(0, 1, 3, 2, 4)
+            .reshape(n_img, tiles_y * tile_size, tiles_x * tile_size)[:, :height, :width]
+        )
+
+    alpha = 1.0 - trans[..., None]  # [I, H, W, 1]
+    n_rgb = d_out - (1 if "D" in render_mode else 0)
+    rgb, depth = color[..., :n_rgb], color[..., n_rgb:]
+    if backgrounds is not None and n_rgb:
+        rgb = rgb + trans[..., None] * backgrounds.reshape(n_img, 1, 1, n_rgb)
+    if "ED" in render_mode:
+        depth = depth / jnp.maximum(alpha, 1e-10)
+    out = jnp.concatenate([rgb, depth], -1).reshape(*batch, c, height, width, d_out)
+    meta = {
+        "radii": proj["radii"].reshape(*batch, c, n, 2),
+        "means2d": proj["means2d"].reshape(*batch, c, n, 2),
+        "depths": proj["depths"].reshape(*batch, c, n),
+        "conics": proj["conics"].reshape(*batch, c, n, 3),
+        "n_invalid": jnp.sum(proj["invalid"]) // c,
+        "n_intersections": binned["count"],
+        "overflow": binned["overflow"],
+        "dropped": binned["dropped"],
+    }
+    return out, alpha.reshape(*batch, c, height, width, 1), meta
+
+
+def rasterization(
+    means,
+    quats,
+    scales,
+    opacities,
+    colors,
+    viewmats,
+    Ks,
+    width: int,
+    height: int,
+    near_plane: float = 0.01,
+    far_plane: float = 1e10,
+    eps2d: float = 0.3,
+    backgrounds=None,
+    render_mode: str = "RGB",
+    tile_size: int = 16,
+    backend: str = "auto",
+    capacity: int | None = None,
+    config: KernelConfig | None = None,
+):
+    """Render Gaussians into ``C`` cameras per batch element (gsplat-compatible).
+
+    Args:
+      means: ``[..., N, 3]`` world positions.  quats: ``[..., N, 4]`` wxyz (any norm > 0).
+      scales: ``[..., N, 3]`` linear.  opacities: ``[..., N]`` in 0..1.
+      colors: ``[..., N, D]`` any channel count (``None`` for ``"D"``/``"ED"``).
+      viewmats: ``[..., C, 4, 4]`` world->camera.  Ks: ``[..., C, 3, 3]``.
+      width, height: image size.  near_plane, far_plane: depth culling.
+      eps2d: low-pass dilation added to the 2D covariance.
+      backgrounds: ``[..., C, D]`` colour behind the Gaussians (RGB channels only).
+      render_mode: ``"RGB"``, ``"D"`` (accumulated depth), ``"ED"`` (expected depth),
+        ``"RGB+D"``, ``"RGB+ED"``: depth is appended as the last channel.
+      tile_size: tile side (power of two).
+      backend: ``"pallas"`` (GPU kernels; interpreted on CPU, slow), ``"reference"``
+        (pure jnp), ``"auto"`` (pallas on GPU, reference elsewhere).
+      capacity: static number of tile-intersection slots; ``None`` picks a heuristic.
+      config: :class:`KernelConfig` for the Pallas backend.
+
+    Returns:
+      ``(render_colors [..., C, H, W, D(+1)], render_alphas [..., C, H, W, 1], meta)``.
+      ``meta`` holds ``radii``, ``means2d``, ``depths``, ``conics`` per camera, and
+      ``n_invalid`` (Gaussians culled for NaN/Inf, negative scale or zero quaternion),
+      ``n_intersections``, ``overflow`` and ``dropped`` (intersections beyond capacity),
+      ``capacity``. Called eagerly, an overflow is retried once with enough capacity; under
+      a caller's ``jit`` it cannot be, so read ``meta["overflow"]`` and raise ``capacity``.
+
+    Raises:
+      SplatInputError: wrong shapes or sizes (also at trace time); NaN/Inf, negative scales
+        or zero quaternions in concrete (non-traced) inputs.
+    """
+    means, quats, scales, opacities, viewmats, Ks = (
+        jnp.asarray(a, jnp.float32) for a in (means, quats, scales, opacities, viewmats, Ks)
+    )
+    colors = None if colors is None else jnp.asarray(colors, jnp.float32)
+    backgrounds = None if backgrounds is None else jnp.asarray(backgrounds, jnp.float32)
+    _check_shapes(
+        means,
+        quats,
+        scales,
+        opacities,
+        colors,
+        viewmats,
+        Ks,
+        width,
+        height,
+        backgrounds,
+        render_mode,
+        backend,
+        tile_size,
+    )
+    _check_values(means, quats, scales, opacities)
+    if backend == "auto":
+        backend = "pallas" if jax.default_backend() == "gpu" else "reference"
+    if config is None:
+        config = KernelConfig(tile_size=tile_size, interpret=jax.default_backend() != "gpu")
+    elif config.tile_size != tile_size:
+        raise SplatInputError(f"config.tile_size={config.tile_size} != tile_size={tile_size}")
+    n_img = math.prod(viewmats.shape[:-2])
+    if capacity is None:
+        capacity = default_capacity(n_img, means.shape[-2], width, height, tile_size)
+    kwargs = dict(
+        width=int(width),
+        height=int(height),
+        render_mode=render_mode,
+        backend=backend,
+        tile_size=tile_size,
+        near_plane=float(near_plane),
+        far_plane=float(far_plane),
+        eps2d=float(eps2d),
+        config=config,
+    )
+    args = (means, quats, scales, opacities, colors, viewmats, Ks, backgrounds)
+    out, alphas, meta = _render(*args, capacity=capacity, **kwargs)
+    eager = not isinstance(means, jax.core.Tracer)
+    if eager and backend == "pallas" and bool(meta["overflow"]):
+        capacity = round_capacity(int(meta["n_intersections"]))
+        out, alphas, meta = _render(*args, capacity=capacity, **kwargs)
+    meta["capacity"] = capacity
+    return out, alphas, meta

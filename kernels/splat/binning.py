@@ -1,0 +1,131 @@
+"""Tile binning: (tile, Gaussian) intersections in a fixed-capacity buffer, sorted by tile
+with depth order inside each tile, and each tile's range in the sorted list.
+
+1. Sort each image's Gaussians by depth once (culled ones last).
+2. Count the tiles each Gaussian's box touches; an exclusive cumsum over the flattened
+   (image, depth-ordered Gaussian) list gives every Gaussian its slots in the buffer.
+3. Fill the buffer: slot k belongs to the last Gaussian whose first slot is <= k (a scatter of
+   Gaussian ids at their first slots and a running max), its tile is the k-th of its box.
+4. One stable sort of the 32-bit (image, tile) keys: entries of a tile stay in depth order,
+   so no depth bits are needed in the key (the multi-image reorder pitfall is avoided).
+5. Tile ranges from a scatter of run starts and ends.
+
+Slots beyond the number of intersections hold a sentinel key that sorts last. If the boxes
+need more slots than the capacity, the extra intersections are dropped and counted in the
+returned ``overflow``/``dropped``: callers must never ignore them.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+
+
+def tile_grid(width: int, height: int, tile_size: int) -> tuple[int, int]:
+    """Number of tiles along x and y."""
+    return -(-width // tile_size), -(-height // tile_size)
+
+
+def tile_boxes(means2d, radii, width: int, height: int, tile_size: int):
+    """Tile rectangle ``[x0, x1) x [y0, y1)`` per Gaussian, ``[..., N, 4]`` int32; empty for
+    culled ones (radius 0)."""
+    tiles_x, tiles_y = tile_grid(width, height, tile_size)
+    rx, ry = radii[..., 0].astype(jnp.float32), radii[..., 1].astype(jnp.float32)
+    mx, my = means2d[..., 0], means2d[..., 1]
+    x0 = jnp.clip(jnp.floor((mx - rx) / tile_size), 0, tiles_x).astype(jnp.int32)
+    x1 = jnp.clip(jnp.floor((mx + rx) / tile_size) + 1, 0, tiles_x).astype(jnp.int32)
+    y0 = jnp.clip(jnp.floor((my - ry) / tile_size), 0, tiles_y).astype(jnp.int32)
+    y1 = jnp.clip(jnp.floor((my + ry) / tile_size) + 1, 0, tiles_y).astype(jnp.int32)
+    visible = jnp.any(radii > 0, axis=-1)
+    x1 = jnp.where(visible, x1, x0)
+    return jnp.stack([x0, x1, y0, jnp.where(visible, y1, y0)], -1)
+
+
+def count_intersections(means2d, radii, width: int, height: int, tile_size: int):
+    """Total number of (tile, Gaussian) pairs over all images (int32 scalar)."""
+    box = tile_boxes(means2d, radii, width, height, tile_size)
+    return jnp.sum((box[..., 1] - box[..., 0]) * (box[..., 3] - box[..., 2]))
+
+
+def bin_gaussians(means2d, radii, depths, width: int, height: int, tile_size: int, capacity: int):
+    """Bin ``I`` images of ``N`` projected Gaussians into tiles.
+
+    Args:
+      means2d: ``[I, N, 2]``.  radii: ``[I, N, 2]`` int32 (0 = culled).  depths: ``[I, N]``.
+      capacity: static number of intersection slots ``M``.
+
+    Returns:
+      dict with ``gaussian [M]`` int32 (flat index ``image * N + g`` per sorted slot; 0 in
+      unused slots), ``ranges [I * tiles, 2]`` int32 (start, end) per tile, ``count``
+      (intersections needed), ``overflow`` (bool) and ``dropped`` (int32).
+    """
+    n_img, n = depths.shape
+    tiles_x, tiles_y = tile_grid(width, height, tile_size)
+    n_tiles = tiles_x * tiles_y
+    visible = jnp.any(radii > 0, axis=-1)
+    order = jnp.argsort(jnp.where(visible, depths, jnp.inf), axis=-1, stable=True)  # [I, N]
+    flat = (order + n * jnp.arange(n_img, dtype=order.dtype)[:, None]).reshape(-1)
+    box = tile_boxes(means2d, radii, width, height, tile_size).reshape(-1, 4)[flat]
+    box_w = box[:, 1] - box[:, 0]
+    counts = box_w * (box[:, 3] - box[:, 2])
+    ends = jnp.cumsum(counts)
+    starts = ends - counts
+    total = ends[-1]
+    # Slot -> owner: scatter each non-empty owner's position at its first slot, then a
+    # running max carries it over its slots.
+    pos = jnp.arange(flat.shape[0], dtype=jnp.int32)
+    marks = (
+        jnp.full((capacity,), -1, jnp.int32)
+        .at[jnp.where(counts > 0, starts, capacity)]
+        .max(pos, mode="drop")
+    )
+    owner = jnp.maximum(jax.lax.cummax(marks), 0)
+    slot = jnp.arange(capacity, dtype=jnp.int32)
+    local = slot - starts[owner]
+    w = jnp.maximum(box_w[owner], 1)
+    tx = box[owner, 0] + local % w
+    ty = box[owner, 2] + local // w
+    image = flat[owner] // n
+    used = slot < total
+    sentinel = jnp.uint32(n_img * n_tiles)
+    key = jnp.where(used, (image * n_tiles + ty * tiles_x + tx).astype(jnp.uint32), sentinel)
+    key, gaussian = jax.lax.sort((key, flat[owner].astype(jnp.int32)), num_keys=1, is_stable=True)
+    n_runs = n_img * n_tiles
+    key_i = key.astype(jnp.int32)
+    is_start = jnp.concatenate([jnp.ones((1,), bool), key[1:] != key[:-1]])
+    is_end = jnp.concatenate([key[1:] != key[:-1], jnp.ones((1,), bool)])
+    live = key_i < n_runs
+    start = (
+        jnp.zeros((n_runs,), jnp.int32)
+        .at[jnp.where(is_start & live, key_i, n_runs)]
+        .set(slot, mode="drop")
+    )
+    end = (
+        jnp.zeros((n_runs,), jnp.int32)
+        .at[jnp.where(is_end & live, key_i, n_runs)]
+        .set(slot + 1, mode="drop")
+    )
+    dropped = jnp.maximum(total - capacity, 0).astype(jnp.int32)
+    return {
+        "gaussian": jnp.where(key_i < n_runs, gaussian, 0),
+        "ranges": jnp.stack([start, end], -1),
+        "count": total.astype(jnp.int32),
+        "overflow": dropped > 0,
+        "dropped": dropped,
+    }
+
+
+def default_capacity(
+    n_images: int, n_gaussians: int, width: int, height: int, tile_size: int = 16
+) -> int:
+    """A first guess of the slots needed: 4 tiles per Gaussian, at least 4 per tile, rounded
+    up to a multiple of 65536 (bucketed so that retries rarely recompile)."""
+    tiles_x, tiles_y = tile_grid(width, height, tile_size)
+    guess = n_images * max(4 * n_gaussians, 4 * tiles_x * tiles_y)
+    return round_capacity(guess)
+
+
+def round_capacity(needed: int) -> int:
+    """``needed`` plus 15% headroom, rounded up to a multiple of 65536."""
+    bucket = 1 << 16
+    return max(bucket, -(-int(needed * 1.15) // bucket) * bucket)

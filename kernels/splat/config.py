@@ -1,0 +1,28 @@
+"""Static settings of the Pallas splatting kernels."""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class KernelConfig:
+    """Kernel tuning knobs (all static: a change recompiles).
+
+    Attributes:
+      tile_size: tile side in pixels (power of two; 16 = 256 pixels per program).
+      chunk: Gaussians per loop iteration, unrolled in the kernel body.
+      num_warps: warps per program (Triton).
+      interpret: run the kernels in the Pallas interpreter (CPU tests).
+    """
+
+    tile_size: int = 16
+    chunk: int = 16
+    num_warps: int = 2
+    interpret: bool = False
+
+    def __post_init__(self):
+        for name in ("tile_size", "chunk", "num_warps"):
+            value = getattr(self, name)
+            if value < 1 or value & (value - 1):
+                raise ValueError(f"KernelConfig.{name}={value} must be a power of two")

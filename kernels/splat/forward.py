@@ -1,0 +1,168 @@
+"""Pallas forward kernel: front-to-back alpha compositing, one program per tile.
+
+Each program owns one ``tile_size x tile_size`` pixel block of one image and walks that
+tile's depth-sorted intersection list in chunks of ``chunk`` Gaussians (unrolled; one
+block-wide "all pixels done" test per chunk, which the prototype found fastest). Per-Gaussian
+values are pre-gathered into slot order (structure of arrays), so the kernel reads scalars.
+
+Outputs per tile: the colour accumulated without background ``[P, Dp]``, the final
+transmittance ``[P]`` and, per pixel, one past the last slot that contributed ``[P]`` (the
+backward pass starts there).
+"""
+
+from __future__ import annotations
+
+import functools
+
+import jax
+import jax.numpy as jnp
+from jax.experimental import pallas as pl
+
+from ggtalker_jax.kernels.splat.config import KernelConfig
+from ggtalker_jax.kernels.splat.projection import ALPHA_THRESHOLD
+from ggtalker_jax.kernels.splat.reference import MAX_ALPHA, T_STOP
+
+
+def pixel_centres(tile, tiles_x: int, n_tiles: int, tile_size: int):
+    """Pixel centres ``(px [P], py [P])`` of program ``tile`` (image-major tile order)."""
+    t = tile % n_tiles
+    ty, tx = t // tiles_x, t % tiles_x
+    lane = jax.lax.broadcasted_iota(jnp.int32, (tile_size * tile_size,), 0)
+    px = (tx * tile_size + lane % tile_size).astype(jnp.float32) + 0.5
+    py = (ty * tile_size + lane // tile_size).astype(jnp.float32) + 0.5
+    return px, py
+
+
+def gaussian_alpha(refs, j, px, py):
+    """Load slot ``j`` and evaluate its alpha at the pixels (rules of the module docstring
+    of :mod:`reference`). Returns ``(alpha, ok, dx, dy, sigma, (a, b, c, o))``."""
+    mx_ref, my_ref, ca_ref, cb_ref, cc_ref, op_ref = refs
+    a, b, c, o = ca_ref[j], cb_ref[j], cc_ref[j], op_ref[j]
+    dx = mx_ref[j] - px
+    dy = my_ref[j] - py
+    sigma = 0.5 * (a * dx * dx + c * dy * dy) + b * dx * dy
+    alpha = jnp.minimum(MAX_ALPHA, o * jnp.exp(-sigma))
+    ok = (sigma >= 0.0) & (alpha >= ALPHA_THRESHOLD)
+    return alpha, ok, dx, dy, sigma, (a, b, c, o)
+
+
+def _forward_kernel(
+    start_ref,
+    end_ref,
+    mx_ref,
+    my_ref,
+    ca_ref,
+    cb_ref,
+    cc_ref,
+    op_ref,
+    col_ref,
+    color_out,
+    trans_out,
+    last_out,
+    *,
+    tiles_x,
+    n_tiles,
+    tile_size,
+    chunk,
+    capacity,
+):
+    tile = pl.program_id(0)
+    start, end = start_ref[tile], end_ref[tile]
+    px, py = pixel_centres(tile, tiles_x, n_tiles, tile_size)
+    n_pix = tile_size * tile_size
+    dp = col_ref.shape[1]
+    refs = (mx_ref, my_ref, ca_ref, cb_ref, cc_ref, op_ref)
+
+    def cond(carry):
+        k, _, _, _, done = carry
+        return (k < end) & jnp.logical_not(jnp.all(done))
+
+    def body(carry):
+        k, trans, acc, last, done = carry
+        for u in range(chunk):
+            idx = k + u
+            j = jnp.minimum(idx, capacity - 1)
+            alpha, ok, _, _, _, _ = gaussian_alpha(refs, j, px, py)
+            ok = ok & (idx < end) & jnp.logical_not(done)
+            next_t = trans * (1.0 - alpha)
+            stop = ok & (next_t <= T_STOP)
+            done = done | stop
+            ok = ok & jnp.logical_not(stop)
+            weight = jnp.where(ok, alpha * trans, 0.0)
+            acc = acc + weight[:, None] * col_ref[j, :][None, :]
+            trans = jnp.where(ok, next_t, trans)
+            last = jnp.where(ok, idx + 1, last)
+        return k + chunk, trans, acc, last, done
+
+    init = (
+        start,
+        jnp.ones((n_pix,), jnp.float32),
+        jnp.zeros((n_pix, dp), jnp.float32),
+        jnp.zeros((n_pix,), jnp.int32),
+        jnp.zeros((n_pix,), jnp.bool_),
+    )
+    _, trans, acc, last, _ = jax.lax.while_loop(cond, body, init)
+    color_out[0, :, :] = acc
+    trans_out[0, :] = trans
+    last_out[0, :] = last
+
+
+def forward_tiles(ranges, gathered, n_images: int, width: int, height: int, config: KernelConfig):
+    """Run the forward kernel.
+
+    Args:
+      ranges: ``[R, 2]`` int32 slot range per tile (``R = images * tiles``).
+      gathered: dict of slot-ordered arrays ``mx, my, ca, cb, cc, op [M]`` and
+        ``colors [M, Dp]`` (``Dp`` a power of two).
+
+    Returns:
+      ``(color [R, P, Dp], trans [R, P], last [R, P] int32)`` with ``P = tile_size**2``.
+    """
+    ts = config.tile_size
+    tiles_x, tiles_y = -(-width // ts), -(-height // ts)
+    n_tiles = tiles_x * tiles_y
+    r = n_images * n_tiles
+    n_pix = ts * ts
+    capacity, dp = gathered["colors"].shape
+    kernel = functools.partial(
+        _forward_kernel,
+        tiles_x=tiles_x,
+        n_tiles=n_tiles,
+        tile_size=ts,
+        chunk=config.chunk,
+        capacity=capacity,
+    )
+    out_shape = (
+        jax.ShapeDtypeStruct((r, n_pix, dp), jnp.float32),
+        jax.ShapeDtypeStruct((r, n_pix), jnp.float32),
+        jax.ShapeDtypeStruct((r, n_pix), jnp.int32),
+    )
+    out_specs = (
+        pl.BlockSpec((1, n_pix, dp), lambda i: (i, 0, 0)),
+        pl.BlockSpec((1, n_pix), lambda i: (i, 0)),
+        pl.BlockSpec((1, n_pix), lambda i: (i, 0)),
+    )
+    compiler_params = None
+    if not config.interpret:
+        from jax.experimental.pallas import triton as plgpu
+
+        compiler_params = plgpu.CompilerParams(num_warps=config.num_warps, num_stages=1)
+    return pl.pallas_call(
+        kernel,
+        grid=(r,),
+        out_shape=out_shape,
+        out_specs=out_specs,
+        interpret=config.interpret,
+        compiler_params=compiler_params,
+        name="splat_forward",
+    )(
+        ranges[:, 0],
+        ranges[:, 1],
+        gathered["mx"],
+        gathered["my"],
+        gathered["ca"],
+        gathered["cb"],
+        gathered["cc"],
+        gathered["op"],
+        gathered["colors"],
+    )

@@ -30,6 +30,13 @@ from ggtalker_jax.kernels.splat.reference import MAX_ALPHA
 GRAD_FIELDS = ("mx", "my", "ca", "cb", "cc", "op")
 
 
+def _store_slot(scalar_refs, col_ref, j, sums, grad_col):
+    """Write slot ``j``'s tile-summed gradients (the slot belongs to this tile alone)."""
+    for ref, value in zip(scalar_refs, sums, strict=True):
+        ref[j] = value
+    col_ref[j, :] = grad_col
+
+
 def _backward_kernel(
     start_ref,
     mx_ref,
@@ -95,11 +102,10 @@ def _backward_kernel(
             )
             grad_col = jnp.sum(fac[:, None] * v_col, axis=0)  # [Dp]
 
-            @pl.when(idx >= start)
-            def _():
-                for ref, value in zip((g_mx, g_my, g_ca, g_cb, g_cc, g_op), sums, strict=True):
-                    ref[j] = value
-                g_col[j, :] = grad_col
+            store = functools.partial(
+                _store_slot, (g_mx, g_my, g_ca, g_cb, g_cc, g_op), g_col, j, sums, grad_col
+            )
+            pl.when(idx >= start)(store)
 
         return k - chunk, trans, behind
 

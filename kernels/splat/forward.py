@@ -18,6 +18,11 @@ import jax
 import jax.numpy as jnp
 from jax.experimental import pallas as pl
 
+# Importing the fuser registers a config flag that is part of JAX's tracing context. Pallas
+# imports it lazily at the first pallas_call, which changes the context and would make the
+# second call of every jitted renderer recompile; import it up front instead.
+from jax.experimental.pallas import fuser as _fuser  # noqa: F401
+
 from ggtalker_jax.kernels.splat.config import KernelConfig
 from ggtalker_jax.kernels.splat.projection import ALPHA_THRESHOLD
 from ggtalker_jax.kernels.splat.reference import MAX_ALPHA, T_STOP

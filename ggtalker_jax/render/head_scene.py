@@ -1,0 +1,90 @@
+"""Gaussians on a FLAME head's surface: the splatting benchmark's workload and a sane
+initialisation for the head model.
+
+Gaussians are sampled on the rest mesh with probability proportional to triangle area,
+oriented by the triangle's frame (flat along the surface, thin along the normal), sized to
+the local sample spacing, and seen by a portrait camera.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ggtalker_jax.flame.model import FlameModel
+from ggtalker_jax.geometry.camera import intrinsics, look_at
+
+
+def rotmat_to_quat(r: np.ndarray) -> np.ndarray:
+    """Rotation matrices ``[..., 3, 3]`` -> unit quaternions ``[..., 4]`` (wxyz)."""
+    r = np.asarray(r, np.float64)
+    w = np.sqrt(np.maximum(0.0, 1.0 + r[..., 0, 0] + r[..., 1, 1] + r[..., 2, 2])) / 2
+    x = np.sqrt(np.maximum(0.0, 1.0 + r[..., 0, 0] - r[..., 1, 1] - r[..., 2, 2])) / 2
+    y = np.sqrt(np.maximum(0.0, 1.0 - r[..., 0, 0] + r[..., 1, 1] - r[..., 2, 2])) / 2
+    z = np.sqrt(np.maximum(0.0, 1.0 - r[..., 0, 0] - r[..., 1, 1] + r[..., 2, 2])) / 2
+    x = np.copysign(x, r[..., 2, 1] - r[..., 1, 2])
+    y = np.copysign(y, r[..., 0, 2] - r[..., 2, 0])
+    z = np.copysign(z, r[..., 1, 0] - r[..., 0, 1])
+    q = np.stack([w, x, y, z], -1)
+    return q / np.linalg.norm(q, axis=-1, keepdims=True)
+
+
+def head_gaussians(
+    model: FlameModel, n: int, rng: np.random.Generator, vertices: np.ndarray | None = None
+) -> dict[str, np.ndarray]:
+    """``n`` Gaussians on the head surface.
+
+    Args:
+      model: FLAME-format model (faces, and rest vertices unless ``vertices`` is given).
+      n: number of Gaussians.
+      rng: randomness (positions, sizes, opacities, colours).
+      vertices: ``[V, 3]`` posed vertices to sample on (default: the rest template).
+
+    Returns:
+      dict of float32 arrays ``means [n, 3]``, ``quats [n, 4]`` (wxyz), ``scales [n, 3]``
+      (linear), ``opacities [n]``, ``colors [n, 3]``.
+    """
+    verts = np.asarray(model.v_template if vertices is None else vertices, np.float64)
+    faces = np.asarray(model.faces)
+    skip = np.zeros(model.n_vertices, bool)
+    if "mouth_interior" in model.masks:
+        skip[np.asarray(model.masks["mouth_interior"])] = True
+    faces = faces[~skip[faces].any(-1)]
+    tri = verts[faces]
+    e1, e2 = tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]
+    normal = np.cross(e1, e2)
+    area = 0.5 * np.linalg.norm(normal, axis=-1)
+    pick = rng.choice(len(faces), size=n, p=area / area.sum())
+    u, v = rng.random(n), rng.random(n)
+    flip = u + v > 1
+    u, v = np.where(flip, 1 - u, u), np.where(flip, 1 - v, v)
+    means = tri[pick, 0] + u[:, None] * e1[pick] + v[:, None] * e2[pick]
+    a0 = e1[pick] / np.linalg.norm(e1[pick], axis=-1, keepdims=True)
+    a2 = normal[pick] / np.linalg.norm(normal[pick], axis=-1, keepdims=True)
+    a1 = np.cross(a2, a0)
+    frame = np.stack([a0, a1, a2], -1)  # columns: tangent, bitangent, normal
+    spacing = np.sqrt(area.sum() / n)
+    tangent = spacing * np.exp(rng.normal(0.0, 0.35, (n, 2))) * 0.9
+    scales = np.concatenate([tangent, 0.15 * tangent.min(-1, keepdims=True)], -1)
+    return {
+        "means": means.astype(np.float32),
+        "quats": rotmat_to_quat(frame).astype(np.float32),
+        "scales": scales.astype(np.float32),
+        "opacities": rng.uniform(0.35, 1.0, n).astype(np.float32),
+        "colors": rng.uniform(0.0, 1.0, (n, 3)).astype(np.float32),
+    }
+
+
+def portrait_cameras(model: FlameModel, size: int, yaws) -> tuple[np.ndarray, np.ndarray]:
+    """Cameras ``viewmat [C, 4, 4]``, ``K [C, 3, 3]`` circling the head at the given yaws
+    (radians), each framing the whole head in a ``size x size`` image."""
+    rest = np.asarray(model.v_template, np.float64)
+    lo, hi = rest.min(0), rest.max(0)
+    center = 0.5 * (lo + hi)
+    field = 1.1 * float(np.max(hi - lo))
+    distance = 0.8
+    views, ks = [], []
+    for yaw in yaws:
+        eye = center + distance * np.array([np.sin(yaw), 0.0, np.cos(yaw)])
+        views.append(look_at(eye, center))
+        ks.append(intrinsics(size * distance / field, size, size))
+    return np.stack(views), np.stack(ks)

@@ -180,7 +180,7 @@ def main(argv=None):
     )
     args = p.parse_args(argv)
     if jax.default_backend() != "gpu":
-        sys.exit("bench_splat.py: needs a GPU (JAX backend is %s)" % jax.default_backend())
+        sys.exit(f"bench_splat.py: needs a GPU (JAX backend is {jax.default_backend()})")
     model = load_flame()
     rows = []
     device = jax.devices()[0].device_kind

@@ -1,5 +1,6 @@
 """Rotation helpers shared by FLAME skinning, cameras and Gaussian rigging."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 
@@ -29,7 +30,8 @@ def axis_angle_to_matrix(rotvec):
     k = jnp.stack([zero, -z, y, z, zero, -x, -y, x, zero], axis=-1)
     k = k.reshape(*rotvec.shape[:-1], 3, 3)
     eye = jnp.broadcast_to(jnp.eye(3, dtype=rotvec.dtype), k.shape)
-    return eye + a * k + b * (k @ k)
+    kk = jnp.matmul(k, k, precision=jax.lax.Precision.HIGHEST)  # no TF32 on GPUs
+    return eye + a * k + b * kk
 
 
 def axis_angle_to_matrix_reference(rotvec: np.ndarray) -> np.ndarray:

@@ -80,7 +80,8 @@ def _forward_kernel(
 
     def cond(carry):
         k, _, _, _, done = carry
-        return (k < end) & jnp.logical_not(jnp.all(done))
+        # "Any pixel still running?" as a max: Triton has no lowering for reduce_and.
+        return (k < end) & (jnp.max(jnp.where(done, 0, 1)) > 0)
 
     def body(carry):
         k, trans, acc, last, done = carry

@@ -84,9 +84,9 @@ def profile(case: str, config: KernelConfig) -> dict[str, float]:
     )
     slot = bwd_fn(binned, gathered, trans, last)
     seg_fn = jax.jit(
-        lambda s, b: [
-            jax.ops.segment_sum(v, b["gaussian"], num_segments=n_img * n) for v in s.values()
-        ]
+        lambda s, b: jax.ops.segment_sum(
+            jnp.concatenate(s, -1), b["gaussian"], num_segments=n_img * n
+        )
     )
     return {
         "intersections": int(binned["count"]),

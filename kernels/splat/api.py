@@ -322,7 +322,8 @@ def rasterization(
     if backend == "auto":
         backend = "pallas" if jax.default_backend() == "gpu" else "reference"
     if config is None:
-        config = KernelConfig(tile_size=tile_size, interpret=jax.default_backend() != "gpu")
+        on_gpu = jax.default_backend() == "gpu"
+        config = KernelConfig(tile_size=tile_size, interpret=not on_gpu, fast_math=on_gpu)
     elif config.tile_size != tile_size:
         raise SplatInputError(f"config.tile_size={config.tile_size} != tile_size={tile_size}")
     n_img = math.prod(viewmats.shape[:-2])

@@ -10,9 +10,11 @@ final transmittance, and undoes the compositing one Gaussian at a time:
 * through ``alpha = o exp(-sigma)`` (zero where alpha was clamped to 0.999) to the opacity,
   the conic and the 2D mean.
 
-The per-pixel terms are summed over the tile and written to the slot's own row: every slot
-belongs to exactly one tile, so there are no atomics; XLA then sums the rows of each Gaussian
-(a segment sum). Slots no pixel reached keep the zeros of the aliased output buffers.
+The six per-pixel scalar terms are placed in the columns of one ``[P, 8]`` block (one-hot
+rows) so a single block reduction sums them over the tile, and the colour terms in a second;
+both are written to the slot's own row: every slot belongs to exactly one tile, so there
+are no atomics; XLA then sums the rows of each Gaussian (one segment sum). Slots no pixel
+reached keep the zeros of the aliased output buffers.
 """
 
 from __future__ import annotations
@@ -24,17 +26,23 @@ import jax.numpy as jnp
 from jax.experimental import pallas as pl
 
 from ggtalker_jax.kernels.splat.config import KernelConfig
-from ggtalker_jax.kernels.splat.forward import gaussian_alpha, pixel_centres
+from ggtalker_jax.kernels.splat.forward import (
+    compiler_params,
+    gaussian_alpha,
+    make_exp,
+    pixel_centres,
+)
 from ggtalker_jax.kernels.splat.reference import MAX_ALPHA
 
-GRAD_FIELDS = ("mx", "my", "ca", "cb", "cc", "op")
+# Column of each per-Gaussian scalar gradient in the [M, 8] output rows.
+SCALAR_COLUMNS = ("mean2d_x", "mean2d_y", "conic_a", "conic_b", "conic_c", "opacity")
+N_SCALAR = 8  # padded to a power of two for Triton
 
 
-def _store_slot(scalar_refs, col_ref, j, sums, grad_col):
+def _store_slot(scalar_ref, col_ref, j, scalars, colors):
     """Write slot ``j``'s tile-summed gradients (the slot belongs to this tile alone)."""
-    for ref, value in zip(scalar_refs, sums, strict=True):
-        ref[j] = value
-    col_ref[j, :] = grad_col
+    scalar_ref[j, :] = scalars
+    col_ref[j, :] = colors
 
 
 def _backward_kernel(
@@ -50,15 +58,18 @@ def _backward_kernel(
     last_ref,
     vcol_ref,
     vtrans_ref,
-    *refs,
+    _zero_scalar,
+    _zero_col,
+    g_scalar,
+    g_col,
+    *,
     tiles_x,
     n_tiles,
     tile_size,
     chunk,
     capacity,
+    exp,
 ):
-    # refs: 7 aliased zero inputs (unused here), then the 7 outputs they alias.
-    g_mx, g_my, g_ca, g_cb, g_cc, g_op, g_col = refs[7:]
     tile = pl.program_id(0)
     start = start_ref[tile]
     px, py = pixel_centres(tile, tiles_x, n_tiles, tile_size)
@@ -69,6 +80,8 @@ def _backward_kernel(
     dp = col_ref.shape[1]
     gauss_refs = (mx_ref, my_ref, ca_ref, cb_ref, cc_ref, op_ref)
     top = jnp.max(last)
+    column = jax.lax.broadcasted_iota(jnp.int32, (1, N_SCALAR), 1)
+    onehot = [(column == i).astype(jnp.float32) for i in range(len(SCALAR_COLUMNS))]
 
     def cond(carry):
         return carry[0] > start
@@ -78,10 +91,10 @@ def _backward_kernel(
         for u in range(chunk):
             idx = k - 1 - u
             j = jnp.clip(idx, 0, capacity - 1)
-            alpha, ok, dx, dy, sigma, (a, b, c, o) = gaussian_alpha(gauss_refs, j, px, py)
+            alpha, ok, dx, dy, sigma, (a, b, c, o) = gaussian_alpha(gauss_refs, j, px, py, exp)
             ok = ok & (idx < last) & (idx >= start)
             ra = 1.0 / (1.0 - alpha)
-            trans = jnp.where(ok, trans * ra, trans)
+            trans = jnp.where(ok, trans * ra, trans)  # T before this Gaussian
             fac = jnp.where(ok, alpha * trans, 0.0)
             color = col_ref[j, :]  # [Dp]
             v_alpha = (
@@ -89,24 +102,24 @@ def _backward_kernel(
                 - t_final * ra * v_trans
             )
             behind = behind + fac[:, None] * color[None, :]
-            vis = jnp.exp(-sigma)
-            live = ok & (o * vis <= MAX_ALPHA)
+            vis = exp(-sigma)
+            live = ok & (o * vis <= MAX_ALPHA)  # no gradient where alpha was clamped
             v_sigma = jnp.where(live, -o * vis * v_alpha, 0.0)
-            sums = (
-                jnp.sum(v_sigma * (a * dx + b * dy)),
-                jnp.sum(v_sigma * (b * dx + c * dy)),
-                jnp.sum(0.5 * v_sigma * dx * dx),
-                jnp.sum(v_sigma * dx * dy),
-                jnp.sum(0.5 * v_sigma * dy * dy),
-                jnp.sum(jnp.where(live, vis * v_alpha, 0.0)),
+            terms = (
+                v_sigma * (a * dx + b * dy),
+                v_sigma * (b * dx + c * dy),
+                0.5 * v_sigma * dx * dx,
+                v_sigma * dx * dy,
+                0.5 * v_sigma * dy * dy,
+                jnp.where(live, vis * v_alpha, 0.0),
             )
-            grad_col = jnp.sum(fac[:, None] * v_col, axis=0)  # [Dp]
-
-            store = functools.partial(
-                _store_slot, (g_mx, g_my, g_ca, g_cb, g_cc, g_op), g_col, j, sums, grad_col
-            )
+            block = terms[0][:, None] * onehot[0]
+            for term, hot in zip(terms[1:], onehot[1:], strict=True):
+                block = block + term[:, None] * hot
+            scalars = jnp.sum(block, axis=0)  # [8]
+            colors = jnp.sum(fac[:, None] * v_col, axis=0)  # [Dp]
+            store = functools.partial(_store_slot, g_scalar, g_col, j, scalars, colors)
             pl.when(idx >= start)(store)
-
         return k - chunk, trans, behind
 
     init = (top, t_final, jnp.zeros((tile_size * tile_size, dp), jnp.float32))
@@ -133,25 +146,25 @@ def backward_tiles(
       v_color: ``[R, P, Dp]`` and v_trans: ``[R, P]`` cotangents.
 
     Returns:
-      dict of slot-ordered gradients ``mx, my, ca, cb, cc, op [M]``, ``colors [M, Dp]``.
+      ``(scalar [M, 8], colors [M, Dp])`` slot-ordered gradients; the columns of ``scalar``
+      are :data:`SCALAR_COLUMNS`, then zeros.
     """
     ts = config.tile_size
     tiles_x, tiles_y = -(-width // ts), -(-height // ts)
-    n_tiles = tiles_x * tiles_y
-    r = n_images * n_tiles
+    r = n_images * tiles_x * tiles_y
     n_pix = ts * ts
     capacity, dp = gathered["colors"].shape
     kernel = functools.partial(
         _backward_kernel,
         tiles_x=tiles_x,
-        n_tiles=n_tiles,
+        n_tiles=tiles_x * tiles_y,
         tile_size=ts,
         chunk=config.chunk,
         capacity=capacity,
+        exp=make_exp(config),
     )
-    zeros = [jnp.zeros((capacity,), jnp.float32) for _ in GRAD_FIELDS]
-    zeros.append(jnp.zeros((capacity, dp), jnp.float32))
-    tile_specs = [
+    zeros = [jnp.zeros((capacity, N_SCALAR), jnp.float32), jnp.zeros((capacity, dp), jnp.float32)]
+    per_tile = [
         pl.BlockSpec((1, n_pix), lambda i: (i, 0)),
         pl.BlockSpec((1, n_pix), lambda i: (i, 0)),
         pl.BlockSpec((1, n_pix, dp), lambda i: (i, 0, 0)),
@@ -159,22 +172,17 @@ def backward_tiles(
     ]
     whole = pl.no_block_spec  # the whole array; the kernel indexes it by slot
     n_plain = 8  # start + 6 Gaussian fields + colours
-    in_specs = [whole] * n_plain + tile_specs + [whole] * len(zeros)
-    compiler_params = None
-    if not config.interpret:
-        from jax.experimental.pallas import triton as plgpu
-
-        compiler_params = plgpu.CompilerParams(num_warps=config.num_warps, num_stages=1)
-    first_alias = n_plain + len(tile_specs)
-    outs = pl.pallas_call(
+    first_alias = n_plain + len(per_tile)
+    scalar, color = pl.pallas_call(
         kernel,
         grid=(r,),
-        in_specs=in_specs,
+        in_specs=[whole] * n_plain + per_tile + [whole] * len(zeros),
         out_specs=[whole] * len(zeros),
         out_shape=[jax.ShapeDtypeStruct(z.shape, z.dtype) for z in zeros],
+        # Slots no pixel reached are never written: they keep these zeros.
         input_output_aliases={first_alias + i: i for i in range(len(zeros))},
         interpret=config.interpret,
-        compiler_params=compiler_params,
+        compiler_params=compiler_params(config),
         name="splat_backward",
     )(
         ranges[:, 0],
@@ -191,6 +199,4 @@ def backward_tiles(
         v_trans,
         *zeros,
     )
-    grads = dict(zip(GRAD_FIELDS, outs[:6], strict=True))
-    grads["colors"] = outs[6]
-    return grads
+    return scalar, color

@@ -55,8 +55,8 @@ def bin_gaussians(means2d, radii, depths, width: int, height: int, tile_size: in
       capacity: static number of intersection slots ``M``.
 
     Returns:
-      dict with ``gaussian [M]`` int32 (flat index ``image * N + g`` per sorted slot; 0 in
-      unused slots), ``ranges [I * tiles, 2]`` int32 (start, end) per tile, ``count``
+      dict with ``gaussian [M]`` int32 (flat index ``image * N + g`` per sorted slot;
+      ``I * N`` in unused slots), ``ranges [I * tiles, 2]`` int32 (start, end) per tile, ``count``
       (intersections needed), ``overflow`` (bool) and ``dropped`` (int32).
     """
     n_img, n = depths.shape
@@ -107,7 +107,10 @@ def bin_gaussians(means2d, radii, depths, width: int, height: int, tile_size: in
     )
     dropped = jnp.maximum(total - capacity, 0).astype(jnp.int32)
     return {
-        "gaussian": jnp.where(key_i < n_runs, gaussian, 0),
+        # Unused slots point one past the last Gaussian: gathers clip them, and the segment
+        # sum of the backward drops them (pointing them at Gaussian 0 serialised hundreds of
+        # thousands of atomic adds on one address).
+        "gaussian": jnp.where(key_i < n_runs, gaussian, n_img * n),
         "ranges": jnp.stack([start, end], -1),
         "count": total.astype(jnp.int32),
         "overflow": dropped > 0,

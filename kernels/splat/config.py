@@ -14,12 +14,15 @@ class KernelConfig:
       chunk: Gaussians per loop iteration, unrolled in the kernel body.
       num_warps: warps per program (Triton).
       interpret: run the kernels in the Pallas interpreter (CPU tests).
+      fast_math: approximate ``exp`` through PTX ``ex2.approx`` (GPU only; ignored when
+        interpreting, which has no PTX).
     """
 
     tile_size: int = 16
     chunk: int = 16
     num_warps: int = 2
     interpret: bool = False
+    fast_math: bool = True
 
     def __post_init__(self):
         for name in ("tile_size", "chunk", "num_warps"):

@@ -38,7 +38,40 @@ def pixel_centres(tile, tiles_x: int, n_tiles: int, tile_size: int):
     return px, py
 
 
-def gaussian_alpha(refs, j, px, py):
+LOG2_E = 1.4426950408889634
+
+
+def make_exp(config: KernelConfig):
+    """``exp`` for the kernels: ``ex2.approx.ftz.f32`` of ``x log2(e)`` when
+    ``config.fast_math`` on a GPU (relative error about 2**-22; libdevice's accurate exp costs
+    several times the instructions), else ``jnp.exp`` (interpret mode has no PTX)."""
+    if not config.fast_math or config.interpret:
+        return jnp.exp
+    from jax.experimental.pallas import triton as plgpu
+
+    def fast_exp(x):
+        [out] = plgpu.elementwise_inline_asm(
+            "ex2.approx.ftz.f32 $0, $1;",
+            args=[x * LOG2_E],
+            constraints="=r,r",
+            pack=1,
+            result_shape_dtypes=[jax.ShapeDtypeStruct(x.shape, jnp.float32)],
+        )
+        return out
+
+    return fast_exp
+
+
+def compiler_params(config: KernelConfig):
+    """Triton launch settings (``None`` in interpret mode)."""
+    if config.interpret:
+        return None
+    from jax.experimental.pallas import triton as plgpu
+
+    return plgpu.CompilerParams(num_warps=config.num_warps, num_stages=1)
+
+
+def gaussian_alpha(refs, j, px, py, exp=jnp.exp):
     """Load slot ``j`` and evaluate its alpha at the pixels (rules of the module docstring
     of :mod:`reference`). Returns ``(alpha, ok, dx, dy, sigma, (a, b, c, o))``."""
     mx_ref, my_ref, ca_ref, cb_ref, cc_ref, op_ref = refs
@@ -46,7 +79,7 @@ def gaussian_alpha(refs, j, px, py):
     dx = mx_ref[j] - px
     dy = my_ref[j] - py
     sigma = 0.5 * (a * dx * dx + c * dy * dy) + b * dx * dy
-    alpha = jnp.minimum(MAX_ALPHA, o * jnp.exp(-sigma))
+    alpha = jnp.minimum(MAX_ALPHA, o * exp(-sigma))
     ok = (sigma >= 0.0) & (alpha >= ALPHA_THRESHOLD)
     return alpha, ok, dx, dy, sigma, (a, b, c, o)
 
@@ -70,6 +103,7 @@ def _forward_kernel(
     tile_size,
     chunk,
     capacity,
+    exp,
 ):
     tile = pl.program_id(0)
     start, end = start_ref[tile], end_ref[tile]
@@ -88,7 +122,7 @@ def _forward_kernel(
         for u in range(chunk):
             idx = k + u
             j = jnp.minimum(idx, capacity - 1)
-            alpha, ok, _, _, _, _ = gaussian_alpha(refs, j, px, py)
+            alpha, ok, _, _, _, _ = gaussian_alpha(refs, j, px, py, exp)
             ok = ok & (idx < end) & jnp.logical_not(done)
             next_t = trans * (1.0 - alpha)
             stop = ok & (next_t <= T_STOP)
@@ -137,6 +171,7 @@ def forward_tiles(ranges, gathered, n_images: int, width: int, height: int, conf
         tile_size=ts,
         chunk=config.chunk,
         capacity=capacity,
+        exp=make_exp(config),
     )
     out_shape = (
         jax.ShapeDtypeStruct((r, n_pix, dp), jnp.float32),
@@ -148,18 +183,13 @@ def forward_tiles(ranges, gathered, n_images: int, width: int, height: int, conf
         pl.BlockSpec((1, n_pix), lambda i: (i, 0)),
         pl.BlockSpec((1, n_pix), lambda i: (i, 0)),
     )
-    compiler_params = None
-    if not config.interpret:
-        from jax.experimental.pallas import triton as plgpu
-
-        compiler_params = plgpu.CompilerParams(num_warps=config.num_warps, num_stages=1)
     return pl.pallas_call(
         kernel,
         grid=(r,),
         out_shape=out_shape,
         out_specs=out_specs,
         interpret=config.interpret,
-        compiler_params=compiler_params,
+        compiler_params=compiler_params(config),
         name="splat_forward",
     )(
         ranges[:, 0],

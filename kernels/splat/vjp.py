@@ -11,20 +11,21 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from ggtalker_jax.kernels.splat.backward import GRAD_FIELDS, backward_tiles
+from ggtalker_jax.kernels.splat.backward import backward_tiles
 from ggtalker_jax.kernels.splat.config import KernelConfig
 from ggtalker_jax.kernels.splat.forward import forward_tiles
 
 
 def _gather(means2d, conics, opacities, colors, gaussian):
+    g = jnp.minimum(gaussian, means2d.shape[0] - 1)  # unused slots hold I * N
     return {
-        "mx": means2d[gaussian, 0],
-        "my": means2d[gaussian, 1],
-        "ca": conics[gaussian, 0],
-        "cb": conics[gaussian, 1],
-        "cc": conics[gaussian, 2],
-        "op": opacities[gaussian],
-        "colors": colors[gaussian],
+        "mx": means2d[g, 0],
+        "my": means2d[g, 1],
+        "ca": conics[g, 0],
+        "cb": conics[g, 1],
+        "cc": conics[g, 2],
+        "op": opacities[g],
+        "colors": colors[g],
     }
 
 
@@ -58,14 +59,13 @@ def _fwd(means2d, conics, opacities, colors, gaussian, ranges, n_images, width, 
 def _bwd(n_images, width, height, config, residuals, cotangents):
     gathered, gaussian, ranges, trans, last, n_gauss = residuals
     v_color, v_trans = cotangents
-    slot = backward_tiles(
+    scalar, color = backward_tiles(
         ranges, gathered, trans, last, v_color, v_trans, n_images, width, height, config
     )
-    seg = lambda x: jax.ops.segment_sum(x, gaussian, num_segments=n_gauss)
-    v_means2d = jnp.stack([seg(slot["mx"]), seg(slot["my"])], -1)
-    v_conics = jnp.stack([seg(slot["ca"]), seg(slot["cb"]), seg(slot["cc"])], -1)
-    return (v_means2d, v_conics, seg(slot["op"]), seg(slot["colors"]), None, None)
+    # One segment sum over [M, 8 + Dp] rows; sentinel slots (index n_gauss) are dropped.
+    rows = jax.ops.segment_sum(jnp.concatenate([scalar, color], -1), gaussian, num_segments=n_gauss)
+    return (rows[:, 0:2], rows[:, 2:5], rows[:, 5], rows[:, 8:], None, None)
 
 
 composite_tiles.defvjp(_fwd, _bwd)
-__all__ = ["GRAD_FIELDS", "KernelConfig", "composite_tiles"]
+__all__ = ["KernelConfig", "composite_tiles"]

@@ -59,7 +59,7 @@ def profile(case: str, config: KernelConfig) -> dict[str, float]:
         jnp.asarray(w["viewmats"].reshape(n_img, 4, 4)),
         jnp.asarray(w["Ks"].reshape(n_img, 3, 3)),
     )
-    colors = jnp.pad(r(w["colors"], 3), ((0, 0), (0, 0), (0, 1))).reshape(-1, 4)
+    colors = r(w["colors"], 3).reshape(-1, 3)
     capacity = default_capacity(n_img, n, size, size)
     proj_fn = jax.jit(lambda *a: project_batch(*a, size, size, 0.01, 1e10, 0.3))
     proj = proj_fn(*args)
@@ -76,7 +76,7 @@ def profile(case: str, config: KernelConfig) -> dict[str, float]:
     gathered = gather_fn(proj, binned)
     fwd_fn = jax.jit(lambda b, g: forward_tiles(b["ranges"], g, n_img, size, size, config))
     _, trans, last = fwd_fn(binned, gathered)
-    v_color = jnp.ones((trans.shape[0], trans.shape[1], 4), jnp.float32)
+    v_color = jnp.ones((trans.shape[0], 4, trans.shape[1]), jnp.float32)
     bwd_fn = jax.jit(
         lambda b, g, t, last_: backward_tiles(
             b["ranges"], g, t, last_, v_color, jnp.zeros_like(t), n_img, size, size, config
@@ -104,9 +104,13 @@ def main(argv=None):
     p.add_argument("--cases", default="512x100000x1,512x100000x8")
     p.add_argument("--chunk", type=int, default=16)
     p.add_argument("--warps", type=int, default=2)
+    p.add_argument("--bwd-warps", type=int, default=2)
     args = p.parse_args(argv)
-    config = KernelConfig(chunk=args.chunk, num_warps=args.warps)
-    print(f"{jax.devices()[0].device_kind}, chunk {args.chunk}, warps {args.warps}")
+    config = KernelConfig(chunk=args.chunk, num_warps=args.warps, backward_num_warps=args.bwd_warps)
+    print(
+        f"{jax.devices()[0].device_kind}, chunk {args.chunk}, warps {args.warps}, "
+        f"backward warps {args.bwd_warps}"
+    )
     for case in args.cases.split(","):
         res = profile(case, config)
         print(

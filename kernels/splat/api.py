@@ -116,10 +116,6 @@ def _check_values(means, quats, scales, opacities):
             )
 
 
-def _pad_channels(x, dp):
-    return jnp.pad(x, [(0, 0)] * (x.ndim - 1) + [(0, dp - x.shape[-1])])
-
-
 @functools.partial(
     jax.jit,
     static_argnames=(
@@ -199,12 +195,11 @@ def _render(
         binned = bin_gaussians(
             proj["means2d"], proj["radii"], proj["depths"], width, height, tile_size, capacity
         )
-        dp = 1 << max(0, (d_out - 1).bit_length())
         out, t = composite_tiles(
             proj["means2d"].reshape(-1, 2),
             proj["conics"].reshape(-1, 3),
             proj["opacities"].reshape(-1),
-            _pad_channels(feat, dp).reshape(-1, dp),
+            feat.reshape(-1, d_out),
             binned["gaussian"],
             binned["ranges"],
             n_img,
@@ -214,9 +209,10 @@ def _render(
         )
         tiles_x, tiles_y = tile_grid(width, height, tile_size)
         shape = (n_img, tiles_y, tiles_x, tile_size, tile_size)
+        dp = out.shape[1]  # [R, Dp, P], channel-major per tile
         color = (
-            out.reshape(*shape, dp)
-            .transpose(0, 1, 3, 2, 4, 5)
+            out.reshape(n_img, tiles_y, tiles_x, dp, tile_size, tile_size)
+            .transpose(0, 1, 4, 2, 5, 3)
             .reshape(n_img, tiles_y * tile_size, tiles_x * tile_size, dp)[
                 :, :height, :width, :d_out
             ]

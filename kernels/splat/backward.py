@@ -34,15 +34,17 @@ from ggtalker_jax.kernels.splat.forward import (
 )
 from ggtalker_jax.kernels.splat.reference import MAX_ALPHA
 
-# Column of each per-Gaussian scalar gradient in the [M, 8] output rows.
+# Columns of the per-Gaussian scalar gradients in the [M, 8] output rows.
 SCALAR_COLUMNS = ("mean2d_x", "mean2d_y", "conic_a", "conic_b", "conic_c", "opacity")
 N_SCALAR = 8  # padded to a power of two for Triton
 
 
 def _store_slot(scalar_ref, col_ref, j, scalars, colors):
     """Write slot ``j``'s tile-summed gradients (the slot belongs to this tile alone)."""
-    scalar_ref[j, :] = scalars
-    col_ref[j, :] = colors
+    for column, value in enumerate(scalars):
+        scalar_ref[j, column] = value
+    for ch, value in enumerate(colors):
+        col_ref[ch, j] = value
 
 
 def _backward_kernel(
@@ -68,6 +70,7 @@ def _backward_kernel(
     tile_size,
     chunk,
     capacity,
+    n_channels,
     exp,
 ):
     tile = pl.program_id(0)
@@ -75,19 +78,17 @@ def _backward_kernel(
     px, py = pixel_centres(tile, tiles_x, n_tiles, tile_size)
     last = last_ref[0, :]
     t_final = trans_ref[0, :]
-    v_col = vcol_ref[0, :, :]  # [P, Dp]
+    v_col = [vcol_ref[0, ch, :] for ch in range(n_channels)]  # D x [P]
     v_trans = vtrans_ref[0, :]
-    dp = col_ref.shape[1]
     gauss_refs = (mx_ref, my_ref, ca_ref, cb_ref, cc_ref, op_ref)
     top = jnp.max(last)
-    column = jax.lax.broadcasted_iota(jnp.int32, (1, N_SCALAR), 1)
-    onehot = [(column == i).astype(jnp.float32) for i in range(len(SCALAR_COLUMNS))]
 
     def cond(carry):
         return carry[0] > start
 
     def body(carry):
         k, trans, behind = carry
+        behind = list(behind)
         for u in range(chunk):
             idx = k - 1 - u
             j = jnp.clip(idx, 0, capacity - 1)
@@ -96,34 +97,30 @@ def _backward_kernel(
             ra = 1.0 / (1.0 - alpha)
             trans = jnp.where(ok, trans * ra, trans)  # T before this Gaussian
             fac = jnp.where(ok, alpha * trans, 0.0)
-            color = col_ref[j, :]  # [Dp]
-            v_alpha = (
-                jnp.sum((color[None, :] * trans[:, None] - behind * ra[:, None]) * v_col, axis=1)
-                - t_final * ra * v_trans
-            )
-            behind = behind + fac[:, None] * color[None, :]
+            v_alpha = -t_final * ra * v_trans
+            colors = []
+            for ch in range(n_channels):
+                color = col_ref[ch, j]
+                v_alpha = v_alpha + (color * trans - behind[ch] * ra) * v_col[ch]
+                behind[ch] = behind[ch] + fac * color
+                colors.append(jnp.sum(fac * v_col[ch]))
             vis = exp(-sigma)
             live = ok & (o * vis <= MAX_ALPHA)  # no gradient where alpha was clamped
             v_sigma = jnp.where(live, -o * vis * v_alpha, 0.0)
-            terms = (
-                v_sigma * (a * dx + b * dy),
-                v_sigma * (b * dx + c * dy),
-                0.5 * v_sigma * dx * dx,
-                v_sigma * dx * dy,
-                0.5 * v_sigma * dy * dy,
-                jnp.where(live, vis * v_alpha, 0.0),
+            scalars = (
+                jnp.sum(v_sigma * (a * dx + b * dy)),
+                jnp.sum(v_sigma * (b * dx + c * dy)),
+                jnp.sum(0.5 * v_sigma * dx * dx),
+                jnp.sum(v_sigma * dx * dy),
+                jnp.sum(0.5 * v_sigma * dy * dy),
+                jnp.sum(jnp.where(live, vis * v_alpha, 0.0)),
             )
-            block = terms[0][:, None] * onehot[0]
-            for term, hot in zip(terms[1:], onehot[1:], strict=True):
-                block = block + term[:, None] * hot
-            scalars = jnp.sum(block, axis=0)  # [8]
-            colors = jnp.sum(fac[:, None] * v_col, axis=0)  # [Dp]
             store = functools.partial(_store_slot, g_scalar, g_col, j, scalars, colors)
             pl.when(idx >= start)(store)
-        return k - chunk, trans, behind
+        return k - chunk, trans, tuple(behind)
 
-    init = (top, t_final, jnp.zeros((tile_size * tile_size, dp), jnp.float32))
-    jax.lax.while_loop(cond, body, init)
+    zeros = jnp.zeros((tile_size * tile_size,), jnp.float32)
+    jax.lax.while_loop(cond, body, (top, t_final, (zeros,) * n_channels))
 
 
 def backward_tiles(
@@ -143,17 +140,18 @@ def backward_tiles(
     Args:
       ranges, gathered: as for :func:`forward.forward_tiles`.
       trans, last: the forward's ``[R, P]`` outputs.
-      v_color: ``[R, P, Dp]`` and v_trans: ``[R, P]`` cotangents.
+      v_color: ``[R, Dp, P]`` and v_trans: ``[R, P]`` cotangents.
 
     Returns:
-      ``(scalar [M, 8], colors [M, Dp])`` slot-ordered gradients; the columns of ``scalar``
+      ``(scalar [M, 8], colors [D, M])`` slot-ordered gradients; the columns of ``scalar``
       are :data:`SCALAR_COLUMNS`, then zeros.
     """
     ts = config.tile_size
     tiles_x, tiles_y = -(-width // ts), -(-height // ts)
     r = n_images * tiles_x * tiles_y
     n_pix = ts * ts
-    capacity, dp = gathered["colors"].shape
+    n_channels, capacity = gathered["colors"].shape
+    dp = v_color.shape[1]
     kernel = functools.partial(
         _backward_kernel,
         tiles_x=tiles_x,
@@ -161,13 +159,17 @@ def backward_tiles(
         tile_size=ts,
         chunk=config.chunk,
         capacity=capacity,
+        n_channels=n_channels,
         exp=make_exp(config),
     )
-    zeros = [jnp.zeros((capacity, N_SCALAR), jnp.float32), jnp.zeros((capacity, dp), jnp.float32)]
+    zeros = [
+        jnp.zeros((capacity, N_SCALAR), jnp.float32),
+        jnp.zeros((n_channels, capacity), jnp.float32),
+    ]
     per_tile = [
         pl.BlockSpec((1, n_pix), lambda i: (i, 0)),
         pl.BlockSpec((1, n_pix), lambda i: (i, 0)),
-        pl.BlockSpec((1, n_pix, dp), lambda i: (i, 0, 0)),
+        pl.BlockSpec((1, dp, n_pix), lambda i: (i, 0, 0)),
         pl.BlockSpec((1, n_pix), lambda i: (i, 0)),
     ]
     whole = pl.no_block_spec  # the whole array; the kernel indexes it by slot
@@ -182,7 +184,7 @@ def backward_tiles(
         # Slots no pixel reached are never written: they keep these zeros.
         input_output_aliases={first_alias + i: i for i in range(len(zeros))},
         interpret=config.interpret,
-        compiler_params=compiler_params(config),
+        compiler_params=compiler_params(config, config.backward_num_warps),
         name="splat_backward",
     )(
         ranges[:, 0],

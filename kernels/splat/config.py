@@ -12,7 +12,9 @@ class KernelConfig:
     Attributes:
       tile_size: tile side in pixels (power of two; 16 = 256 pixels per program).
       chunk: Gaussians per loop iteration, unrolled in the kernel body.
-      num_warps: warps per program (Triton).
+      num_warps: warps per forward program (Triton).
+      backward_num_warps: warps per backward program (its block reductions are warp
+        shuffles alone with one warp, and need shared memory with more).
       interpret: run the kernels in the Pallas interpreter (CPU tests).
       fast_math: approximate ``exp`` through PTX ``ex2.approx`` (GPU only; ignored when
         interpreting, which has no PTX).
@@ -21,11 +23,12 @@ class KernelConfig:
     tile_size: int = 16
     chunk: int = 16
     num_warps: int = 2
+    backward_num_warps: int = 2
     interpret: bool = False
     fast_math: bool = True
 
     def __post_init__(self):
-        for name in ("tile_size", "chunk", "num_warps"):
+        for name in ("tile_size", "chunk", "num_warps", "backward_num_warps"):
             value = getattr(self, name)
             if value < 1 or value & (value - 1):
                 raise ValueError(f"KernelConfig.{name}={value} must be a power of two")

@@ -62,13 +62,13 @@ def make_exp(config: KernelConfig):
     return fast_exp
 
 
-def compiler_params(config: KernelConfig):
+def compiler_params(config: KernelConfig, num_warps: int | None = None):
     """Triton launch settings (``None`` in interpret mode)."""
     if config.interpret:
         return None
     from jax.experimental.pallas import triton as plgpu
 
-    return plgpu.CompilerParams(num_warps=config.num_warps, num_stages=1)
+    return plgpu.CompilerParams(num_warps=num_warps or config.num_warps, num_stages=1)
 
 
 def gaussian_alpha(refs, j, px, py, exp=jnp.exp):
@@ -103,13 +103,13 @@ def _forward_kernel(
     tile_size,
     chunk,
     capacity,
+    n_channels,
     exp,
 ):
     tile = pl.program_id(0)
     start, end = start_ref[tile], end_ref[tile]
     px, py = pixel_centres(tile, tiles_x, n_tiles, tile_size)
     n_pix = tile_size * tile_size
-    dp = col_ref.shape[1]
     refs = (mx_ref, my_ref, ca_ref, cb_ref, cc_ref, op_ref)
 
     def cond(carry):
@@ -119,6 +119,7 @@ def _forward_kernel(
 
     def body(carry):
         k, trans, acc, last, done = carry
+        acc = list(acc)
         for u in range(chunk):
             idx = k + u
             j = jnp.minimum(idx, capacity - 1)
@@ -129,20 +130,24 @@ def _forward_kernel(
             done = done | stop
             ok = ok & jnp.logical_not(stop)
             weight = jnp.where(ok, alpha * trans, 0.0)
-            acc = acc + weight[:, None] * col_ref[j, :][None, :]
+            # One [P] accumulator per channel: no 2-D tensors, so no layout conversions.
+            for ch in range(n_channels):
+                acc[ch] = acc[ch] + weight * col_ref[ch, j]
             trans = jnp.where(ok, next_t, trans)
             last = jnp.where(ok, idx + 1, last)
-        return k + chunk, trans, acc, last, done
+        return k + chunk, trans, tuple(acc), last, done
 
+    zeros = jnp.zeros((n_pix,), jnp.float32)
     init = (
         start,
         jnp.ones((n_pix,), jnp.float32),
-        jnp.zeros((n_pix, dp), jnp.float32),
+        (zeros,) * n_channels,
         jnp.zeros((n_pix,), jnp.int32),
         jnp.zeros((n_pix,), jnp.bool_),
     )
     _, trans, acc, last, _ = jax.lax.while_loop(cond, body, init)
-    color_out[0, :, :] = acc
+    for ch in range(color_out.shape[1]):
+        color_out[0, ch, :] = acc[ch] if ch < n_channels else zeros
     trans_out[0, :] = trans
     last_out[0, :] = last
 
@@ -153,17 +158,19 @@ def forward_tiles(ranges, gathered, n_images: int, width: int, height: int, conf
     Args:
       ranges: ``[R, 2]`` int32 slot range per tile (``R = images * tiles``).
       gathered: dict of slot-ordered arrays ``mx, my, ca, cb, cc, op [M]`` and
-        ``colors [M, Dp]`` (``Dp`` a power of two).
+        ``colors [D, M]`` (channel-major).
 
     Returns:
-      ``(color [R, P, Dp], trans [R, P], last [R, P] int32)`` with ``P = tile_size**2``.
+      ``(color [R, Dp, P], trans [R, P], last [R, P] int32)`` with ``P = tile_size**2`` and
+      ``Dp`` the next power of two of ``D`` (extra channels are zero).
     """
     ts = config.tile_size
     tiles_x, tiles_y = -(-width // ts), -(-height // ts)
     n_tiles = tiles_x * tiles_y
     r = n_images * n_tiles
     n_pix = ts * ts
-    capacity, dp = gathered["colors"].shape
+    n_channels, capacity = gathered["colors"].shape
+    dp = padded_channels(n_channels)
     kernel = functools.partial(
         _forward_kernel,
         tiles_x=tiles_x,
@@ -171,15 +178,16 @@ def forward_tiles(ranges, gathered, n_images: int, width: int, height: int, conf
         tile_size=ts,
         chunk=config.chunk,
         capacity=capacity,
+        n_channels=n_channels,
         exp=make_exp(config),
     )
     out_shape = (
-        jax.ShapeDtypeStruct((r, n_pix, dp), jnp.float32),
+        jax.ShapeDtypeStruct((r, dp, n_pix), jnp.float32),
         jax.ShapeDtypeStruct((r, n_pix), jnp.float32),
         jax.ShapeDtypeStruct((r, n_pix), jnp.int32),
     )
     out_specs = (
-        pl.BlockSpec((1, n_pix, dp), lambda i: (i, 0, 0)),
+        pl.BlockSpec((1, dp, n_pix), lambda i: (i, 0, 0)),
         pl.BlockSpec((1, n_pix), lambda i: (i, 0)),
         pl.BlockSpec((1, n_pix), lambda i: (i, 0)),
     )
@@ -202,3 +210,8 @@ def forward_tiles(ranges, gathered, n_images: int, width: int, height: int, conf
         gathered["op"],
         gathered["colors"],
     )
+
+
+def padded_channels(n_channels: int) -> int:
+    """Triton blocks are powers of two: the channel count rounded up."""
+    return 1 << max(0, (n_channels - 1).bit_length())

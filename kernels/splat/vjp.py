@@ -25,7 +25,7 @@ def _gather(means2d, conics, opacities, colors, gaussian):
         "cb": conics[g, 1],
         "cc": conics[g, 2],
         "op": opacities[g],
-        "colors": colors[g],
+        "colors": colors[g].T,  # channel-major [D, M]: the kernels read scalars
     }
 
 
@@ -36,13 +36,14 @@ def composite_tiles(
     """Composite sorted tile lists.
 
     Args:
-      means2d: ``[G, 2]``, conics: ``[G, 3]``, opacities: ``[G]``, colors: ``[G, Dp]`` for
+      means2d: ``[G, 2]``, conics: ``[G, 3]``, opacities: ``[G]``, colors: ``[G, D]`` for
         ``G = images * N`` Gaussians (flat).
       gaussian: ``[M]`` int32 Gaussian per sorted slot.  ranges: ``[R, 2]`` per tile.
       n_images, width, height, config: static.
 
     Returns:
-      ``(color [R, P, Dp], trans [R, P])``.
+      ``(color [R, Dp, P], trans [R, P])``: channel-major per tile, ``Dp`` the next power
+      of two of ``D`` (extra channels zero).
     """
     out, _ = _fwd(
         means2d, conics, opacities, colors, gaussian, ranges, n_images, width, height, config
@@ -62,8 +63,10 @@ def _bwd(n_images, width, height, config, residuals, cotangents):
     scalar, color = backward_tiles(
         ranges, gathered, trans, last, v_color, v_trans, n_images, width, height, config
     )
-    # One segment sum over [M, 8 + Dp] rows; sentinel slots (index n_gauss) are dropped.
-    rows = jax.ops.segment_sum(jnp.concatenate([scalar, color], -1), gaussian, num_segments=n_gauss)
+    # One segment sum over [M, 8 + D] rows; sentinel slots (index n_gauss) are dropped.
+    rows = jax.ops.segment_sum(
+        jnp.concatenate([scalar, color.T], -1), gaussian, num_segments=n_gauss
+    )
     return (rows[:, 0:2], rows[:, 2:5], rows[:, 5], rows[:, 8:], None, None)
 
 

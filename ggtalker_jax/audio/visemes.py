@@ -76,8 +76,8 @@ VISEMES: dict[str, Viseme] = {
         _viseme("PP", 0.01, 4.0, lips_press=1.0),  # p b m: the closure must be seen, so dominant
         _viseme("FF", 0.04, 2.5, lips_press=0.35, upper_lip_raise=0.35, lips_part=0.1),  # f v
         _viseme("TH", 0.09, 1.2, lips_part=0.35, lips_spread=0.1),  # T D (tongue between teeth)
-        _viseme("DD", 0.10, 0.9, lips_part=0.3),  # t d n l
-        _viseme("KK", 0.12, 0.7, lips_part=0.3),  # k g N h x
+        _viseme("DD", 0.05, 0.9, lips_part=0.25),  # t d n l: high jaw (alveolar contact)
+        _viseme("KK", 0.08, 0.7, lips_part=0.25),  # k g N h x
         _viseme(
             "CH", 0.07, 1.5, lips_round=0.4, lips_funnel=0.7, lips_part=0.35, upper_lip_raise=0.2
         ),
@@ -154,6 +154,10 @@ def phoneme_to_visemes(symbol: str) -> tuple[str, ...]:
     return ("KK",)
 
 
+# Uncovered time longer than this between two phonemes becomes a ``sil`` span (seconds).
+_GAP_S = 0.01
+
+
 @dataclasses.dataclass(frozen=True)
 class VisemeSpan:
     """A viseme over a time span (seconds); ``stress`` as in :class:`Phoneme`."""
@@ -168,11 +172,17 @@ def phonemes_to_visemes(phonemes: Sequence[Phoneme]) -> tuple[VisemeSpan, ...]:
     """Maps timed phonemes to timed visemes.
 
     A diphthong's span is split: its first vowel holds 55% (the steady onset), the rest share the
-    glide. Consecutive pauses merge into one ``sil`` span, and modifier-only events extend the
-    previous span.
+    glide. Time between phonemes (e.g. the pause between two synthesized sentences) is silence,
+    consecutive pauses merge into one ``sil`` span, and modifier-only events extend the previous
+    span.
     """
     spans: list[VisemeSpan] = []
     for p in phonemes:
+        if spans and p.start > spans[-1].end + _GAP_S:
+            if spans[-1].name == "sil":
+                spans[-1] = dataclasses.replace(spans[-1], end=p.start)
+            else:
+                spans.append(VisemeSpan("sil", spans[-1].end, p.start))
         names = phoneme_to_visemes(p.symbol)
         if not names:
             if spans:
@@ -230,11 +240,12 @@ class SpeakingStyle:
 
     @classmethod
     def random(cls, rng: np.random.Generator) -> SpeakingStyle:
-        """A random plausible speaker: amplitude 0.7-1.3, lead ±0.04 s, smoothing 15-40 ms,
-        gains 0.75-1.25. Deterministic for a given generator state."""
+        """A random plausible speaker: amplitude 0.7-1.3, lead 0-40 ms (the mouth moves before
+        the sound it shapes, never after), smoothing 15-40 ms, gains 0.75-1.25. Deterministic
+        for a given generator state."""
         return cls(
             amplitude=float(rng.uniform(0.7, 1.3)),
-            lead_s=float(rng.uniform(-0.04, 0.04)),
+            lead_s=float(rng.uniform(0.0, 0.04)),
             smoothing_s=float(rng.uniform(0.015, 0.04)),
             expression_gains=tuple(float(g) for g in rng.uniform(0.75, 1.25, N_VISEME_EXPRESSION)),
         )
@@ -253,6 +264,8 @@ def phonemes_to_trajectories(
     fps: float = 25.0,
     style: SpeakingStyle = SpeakingStyle(),  # noqa: B008 (frozen, so a safe default)
     n_exp: int = N_VISEME_EXPRESSION,
+    audio: np.ndarray | None = None,
+    rate: int = 16000,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Expression and jaw trajectories that articulate timed phonemes.
 
@@ -263,6 +276,10 @@ def phonemes_to_trajectories(
       fps: video frame rate.
       style: the speaker's :class:`SpeakingStyle`.
       n_exp: expression coefficients to return: extra columns are zero, fewer truncate.
+      audio: optional ``[S]`` samples the phoneme times refer to. When given, each span's
+        opening (jaw and lips-part) scales with its loudness, as louder speech opens the mouth
+        wider (Schulman 1989): gain ``sqrt(rms / median vowel rms)`` clipped to [0.5, 1.5].
+      rate: sample rate of ``audio``.
 
     Returns:
       ``(expression [T, n_exp], jaw_pose [T, 3])`` float32; ``jaw_pose`` is axis-angle about +x
@@ -272,13 +289,37 @@ def phonemes_to_trajectories(
         raise InputError(
             f"n_frames={n_frames}, n_exp={n_exp}, fps={fps}: need T, n_exp >= 0, fps > 0"
         )
-    params = _blend(phonemes_to_visemes(phonemes), n_frames, fps, style)  # [T, 11]
+    spans = phonemes_to_visemes(phonemes)
+    gains = None if audio is None else loudness_gains(spans, audio, rate)
+    params = _blend(spans, n_frames, fps, style, gains)  # [T, 11]
     expression = np.zeros((n_frames, n_exp), np.float32)
     k = min(n_exp, N_VISEME_EXPRESSION)
     expression[:, :k] = params[:, 1 : 1 + k]
     jaw_pose = np.zeros((n_frames, 3), np.float32)
     jaw_pose[:, 0] = params[:, 0]
     return expression, jaw_pose
+
+
+_VOWELS = ("AA", "E", "I", "O", "U", "@")
+
+
+def loudness_gains(spans: Sequence[VisemeSpan], audio: np.ndarray, rate: int) -> np.ndarray:
+    """Opening gain per span ``[K]`` from the audio's RMS over the span: ``sqrt(rms / ref)``
+    clipped to [0.5, 1.5], ``ref`` the median RMS of the vowel spans (1 for silences)."""
+    audio = np.asarray(audio, np.float64)
+    if audio.ndim != 1:
+        raise InputError(f"audio has shape {audio.shape}; expected mono samples [S]")
+    rms = np.zeros(len(spans))
+    for k, span in enumerate(spans):
+        lo = int(np.clip(round(span.start * rate), 0, audio.shape[0]))
+        hi = int(np.clip(round(span.end * rate), lo, audio.shape[0]))
+        rms[k] = np.sqrt(np.mean(audio[lo:hi] ** 2)) if hi > lo else 0.0
+    vowel = np.array([s.name in _VOWELS for s in spans], bool)
+    ref = np.median(rms[vowel]) if vowel.any() else 0.0
+    if ref <= 0:
+        return np.ones(len(spans))
+    gains = np.clip(np.sqrt(rms / ref), 0.5, 1.5)
+    return np.where([s.name == "sil" for s in spans], 1.0, gains)
 
 
 def _targets(spans: Sequence[VisemeSpan], style: SpeakingStyle) -> tuple[np.ndarray, np.ndarray]:
@@ -289,7 +330,7 @@ def _targets(spans: Sequence[VisemeSpan], style: SpeakingStyle) -> tuple[np.ndar
     dominance = np.zeros(len(spans))
     for k, span in enumerate(spans):
         v = VISEMES[span.name]
-        is_vowel = span.name in ("AA", "E", "I", "O", "U", "@")
+        is_vowel = span.name in _VOWELS
         stress = _STRESS_GAIN[span.stress] if is_vowel else 1.0
         targets[k, 0] = v.jaw * style.amplitude * stress
         targets[k, 1:] = np.asarray(v.expression) * gains
@@ -299,7 +340,11 @@ def _targets(spans: Sequence[VisemeSpan], style: SpeakingStyle) -> tuple[np.ndar
 
 
 def _blend(
-    spans: Sequence[VisemeSpan], n_frames: int, fps: float, style: SpeakingStyle
+    spans: Sequence[VisemeSpan],
+    n_frames: int,
+    fps: float,
+    style: SpeakingStyle,
+    gains: np.ndarray | None = None,  # [K] opening gain per span
 ) -> np.ndarray:  # [T, 11]
     """Dominance blend on a dense grid, Gaussian smoothing, then a per-frame box average."""
     n_dense = n_frames * _SUBSTEPS
@@ -311,6 +356,10 @@ def _blend(
     horizon = max(last, n_frames / fps) + 1.0
     spans = [VisemeSpan("sil", -1.0, first), *spans, VisemeSpan("sil", last, horizon)]
     targets, dominance = _targets(spans, style)
+    if gains is not None:
+        opening = np.concatenate([[1.0], gains, [1.0]])
+        targets[:, 0] *= opening
+        targets[:, 1 + _LIPS_PART] *= opening
     num = np.zeros((n_dense, targets.shape[1]))
     den = np.zeros(n_dense)
     for k, span in enumerate(spans):

@@ -31,37 +31,53 @@ def make_torso(
     neck_bottom: np.ndarray,
     neck_radius: float,
     rng: np.random.Generator,
-    rings: int = 14,
-    segments: int = 48,
+    rings: int = 20,
+    segments: int = 64,
 ) -> Mesh:
     """Shoulders and upper chest as a lofted surface under the neck.
 
-    The top ring hugs the neck a little above its cut (``neck_bottom``, the centre of the
-    neck loop), so the head's open neck always disappears into the collar.
+    A collar opening slightly wider than the neck whose floor lies inside the neck just above
+    its cut (``neck_bottom``, the centre of the neck loop), where the neck is skinned to the
+    root alone: the open neck disappears into the shirt with no see-through gap, whatever the
+    head does. The torso is rigid and follows FLAME's root joint (:func:`pose_torso`).
 
     Args:
       neck_bottom: ``[3]`` centre of the head mesh's neck loop at rest.
       neck_radius: radius of that loop, metres.
       rng: identity randomness (build, shirt colour and pattern).
     """
-    width = rng.uniform(0.19, 0.24)  # half shoulder width
-    depth = rng.uniform(0.10, 0.13)
-    drop = rng.uniform(0.05, 0.08)  # shoulder slope
-    t = np.linspace(0.0, 1.0, rings)[:, None]  # 0 at the collar, 1 at the bottom
-    phi = np.linspace(0.0, 2 * np.pi, segments, endpoint=False)[None, :]
-    # Collar radius grows quickly to the shoulders, then the chest hangs straight down.
-    grow = np.clip(t / 0.35, 0, 1) ** 0.6
-    rx = neck_radius * 1.05 + (width - neck_radius) * grow
-    rz = neck_radius * 1.05 + (depth - neck_radius) * grow
+    width = rng.uniform(0.19, 0.23)  # half shoulder width
+    depth = rng.uniform(0.10, 0.125)  # half chest depth
+    slope = rng.uniform(0.25, 0.4)  # trapezius: drop per metre out from the neck
+    collar = rng.uniform(1.1, 1.2)  # collar opening, in neck radii
+    # Ring 0 is the collar's floor: inside the neck, just above the cut, where the neck is
+    # skinned to the root alone. Rings 1.. run from the collar's rim (2.5 cm above the cut,
+    # a little wider than the neck) out to the shoulders over the first third, then straight
+    # down as chest, back and upper arms.
+    t = np.linspace(0.0, 1.0, rings - 1)[:, None]  # 0 at the rim, 1 at the bottom
+    phi = np.linspace(0.0, 2 * np.pi, segments, endpoint=False)[None, :]  # 0 = front
+    sin, cos = np.sin(phi), np.cos(phi)
+    grow = np.clip(t / 0.35, 0, 1) ** 0.7
+    rim = neck_radius * collar
+    rx = rim + (width - rim) * grow
+    rz = rim + (depth - rim) * grow
+    # Circles at the collar, squaring off towards the shoulders.
+    x = rx * np.sign(sin) * np.abs(sin) ** (1.0 - 0.4 * grow)
+    z = -0.012 * grow + rz * np.sign(cos) * np.abs(cos) ** (1.0 - 0.2 * grow)
+    # Height: the shoulders slope gently out to the sides, chest and back fall away faster,
+    # the shoulder tips round off downwards.
+    out = np.hypot(x, z * 1.6)
     y = (
-        neck_bottom[1]
-        + 0.025
-        - drop * np.clip(t / 0.35, 0, 1) ** 1.5
+        0.025
+        - slope * np.maximum(out - rim, 0.0)
+        - 0.06 * np.clip((np.abs(sin) * grow - 0.8) / 0.2, 0, 1) ** 2
         - 0.22 * np.clip((t - 0.35) / 0.65, 0, 1)
     )
-    x = neck_bottom[0] + rx * np.sin(phi)
-    z = neck_bottom[2] - 0.01 + rz * np.cos(phi)
-    y = np.broadcast_to(y - 0.02 * np.abs(np.sin(phi)) * grow, x.shape)
+    floor = 0.9 * neck_radius
+    x = np.concatenate([floor * sin, x])
+    y = np.concatenate([np.full_like(sin, 0.004), y])
+    z = np.concatenate([floor * cos, z])
+    x, y, z = x + neck_bottom[0], y + neck_bottom[1], z + neck_bottom[2]
     vertices = np.stack([x, y, z], -1).reshape(-1, 3)
     faces, ft, vt = [], [], []
     for r in range(rings):
@@ -131,28 +147,59 @@ def smooth_track(
 def head_motion(
     rng: np.random.Generator,
     n_frames: int,
-    max_yaw: float = 0.6,
-    max_pitch: float = 0.25,
-    max_roll: float = 0.12,
+    max_yaw: float = 0.75,
+    max_pitch: float = 0.3,
+    max_roll: float = 0.15,
 ) -> dict[str, np.ndarray]:
-    """Smooth head motion with large rotations: ``global_pose``, ``neck_pose`` ``[T, 3]``,
-    ``eye_pose [T, 6]`` (small gaze shifts), ``translation [T, 3]``."""
-    yaw = smooth_track(rng, n_frames, rng.uniform(0.3, 1.0) * max_yaw, 40)
-    pitch = smooth_track(rng, n_frames, rng.uniform(0.3, 1.0) * max_pitch, 30)
-    roll = smooth_track(rng, n_frames, rng.uniform(0.3, 1.0) * max_roll, 50)
-    global_pose = np.stack([pitch, yaw, roll], -1)
-    neck = np.stack([smooth_track(rng, n_frames, 0.08, 25) for _ in range(3)], -1)
+    """Smooth head motion with large rotations, FLAME-style.
+
+    The head turns at the neck (``neck_pose``: large yaw, pitch and roll), so the base of the
+    neck stays in the collar; the body sways a little (``global_pose`` and ``translation``,
+    which the torso follows: :func:`pose_torso`).
+
+    Returns:
+      ``global_pose``, ``neck_pose``, ``translation`` ``[T, 3]`` and ``eye_pose [T, 6]``
+      (small gaze shifts), float32.
+    """
+    yaw = smooth_track(rng, n_frames, rng.uniform(0.6, 1.0) * max_yaw, 35)
+    pitch = smooth_track(rng, n_frames, rng.uniform(0.4, 1.0) * max_pitch, 30)
+    roll = smooth_track(rng, n_frames, rng.uniform(0.3, 1.0) * max_roll, 45)
+    neck_pose = np.stack([pitch, yaw, roll], -1)
+    sway = [0.04, 0.08, 0.03]  # pitch, yaw, roll of the whole body
+    global_pose = np.stack([smooth_track(rng, n_frames, a, 50) for a in sway], -1)
     gaze = np.stack(
         [smooth_track(rng, n_frames, 0.12, 20), smooth_track(rng, n_frames, 0.2, 20)], -1
     )
     eye_pose = np.concatenate([gaze, np.zeros((n_frames, 1)), gaze, np.zeros((n_frames, 1))], -1)
-    translation = np.stack([smooth_track(rng, n_frames, 0.01, 40) for _ in range(3)], -1)
+    translation = np.stack([smooth_track(rng, n_frames, 0.008, 40) for _ in range(3)], -1)
     return {
-        "global_pose": global_pose,
-        "neck_pose": neck,
+        "global_pose": global_pose.astype(np.float32),
+        "neck_pose": neck_pose.astype(np.float32),
         "eye_pose": eye_pose.astype(np.float32),
-        "translation": translation,
+        "translation": translation.astype(np.float32),
     }
+
+
+def pose_torso(
+    vertices: np.ndarray, root: np.ndarray, global_pose: np.ndarray, root_posed: np.ndarray
+) -> np.ndarray:
+    """Move a rest torso rigidly with FLAME's root joint (as a fully root-weighted vertex).
+
+    Args:
+      vertices: ``[Vt, 3]`` rest torso.
+      root: ``[3]`` rest root joint of the identity's head.
+      global_pose: ``[T, 3]`` axis-angle of the root.
+      root_posed: ``[T, 3]`` posed root joint (rest root + translation).
+
+    Returns:
+      ``[T, Vt, 3]`` float32.
+    """
+    from ggtalker_jax.geometry.rotations import axis_angle_to_matrix_reference
+
+    rot = axis_angle_to_matrix_reference(np.asarray(global_pose, np.float64))  # [T, 3, 3]
+    local = np.asarray(vertices, np.float64) - np.asarray(root, np.float64)
+    posed = np.einsum("tij,vj->tvi", rot, local) + np.asarray(root_posed)[:, None, :]
+    return posed.astype(np.float32)
 
 
 def portrait_camera(

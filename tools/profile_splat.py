@@ -85,7 +85,7 @@ def profile(case: str, config: KernelConfig) -> dict[str, float]:
     slot = bwd_fn(binned, gathered, trans, last)
     seg_fn = jax.jit(
         lambda s, b: jax.ops.segment_sum(
-            jnp.concatenate(s, -1), b["gaussian"], num_segments=n_img * n
+            jnp.concatenate([s[0], s[1].T], -1), b["gaussian"], num_segments=n_img * n
         )
     )
     return {
@@ -105,11 +105,17 @@ def main(argv=None):
     p.add_argument("--chunk", type=int, default=16)
     p.add_argument("--warps", type=int, default=2)
     p.add_argument("--bwd-warps", type=int, default=2)
+    p.add_argument("--no-heavy-first", action="store_true")
     args = p.parse_args(argv)
-    config = KernelConfig(chunk=args.chunk, num_warps=args.warps, backward_num_warps=args.bwd_warps)
+    config = KernelConfig(
+        chunk=args.chunk,
+        num_warps=args.warps,
+        backward_num_warps=args.bwd_warps,
+        heavy_first=not args.no_heavy_first,
+    )
     print(
         f"{jax.devices()[0].device_kind}, chunk {args.chunk}, warps {args.warps}, "
-        f"backward warps {args.bwd_warps}"
+        f"backward warps {args.bwd_warps}, heavy first {not args.no_heavy_first}"
     )
     for case in args.cases.split(","):
         res = profile(case, config)

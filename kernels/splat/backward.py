@@ -29,6 +29,7 @@ from ggtalker_jax.kernels.splat.config import KernelConfig
 from ggtalker_jax.kernels.splat.forward import (
     compiler_params,
     gaussian_alpha,
+    launch_order,
     make_exp,
     pixel_centres,
 )
@@ -48,6 +49,7 @@ def _store_slot(scalar_ref, col_ref, j, scalars, colors):
 
 
 def _backward_kernel(
+    order_ref,
     start_ref,
     mx_ref,
     my_ref,
@@ -73,13 +75,13 @@ def _backward_kernel(
     n_channels,
     exp,
 ):
-    tile = pl.program_id(0)
+    tile = order_ref[pl.program_id(0)]
     start = start_ref[tile]
     px, py = pixel_centres(tile, tiles_x, n_tiles, tile_size)
-    last = last_ref[0, :]
-    t_final = trans_ref[0, :]
-    v_col = [vcol_ref[0, ch, :] for ch in range(n_channels)]  # D x [P]
-    v_trans = vtrans_ref[0, :]
+    last = last_ref[tile, :]
+    t_final = trans_ref[tile, :]
+    v_col = [vcol_ref[tile, ch, :] for ch in range(n_channels)]  # D x [P]
+    v_trans = vtrans_ref[tile, :]
     gauss_refs = (mx_ref, my_ref, ca_ref, cb_ref, cc_ref, op_ref)
     top = jnp.max(last)
 
@@ -149,9 +151,7 @@ def backward_tiles(
     ts = config.tile_size
     tiles_x, tiles_y = -(-width // ts), -(-height // ts)
     r = n_images * tiles_x * tiles_y
-    n_pix = ts * ts
     n_channels, capacity = gathered["colors"].shape
-    dp = v_color.shape[1]
     kernel = functools.partial(
         _backward_kernel,
         tiles_x=tiles_x,
@@ -166,19 +166,13 @@ def backward_tiles(
         jnp.zeros((capacity, N_SCALAR), jnp.float32),
         jnp.zeros((n_channels, capacity), jnp.float32),
     ]
-    per_tile = [
-        pl.BlockSpec((1, n_pix), lambda i: (i, 0)),
-        pl.BlockSpec((1, n_pix), lambda i: (i, 0)),
-        pl.BlockSpec((1, dp, n_pix), lambda i: (i, 0, 0)),
-        pl.BlockSpec((1, n_pix), lambda i: (i, 0)),
-    ]
-    whole = pl.no_block_spec  # the whole array; the kernel indexes it by slot
-    n_plain = 8  # start + 6 Gaussian fields + colours
-    first_alias = n_plain + len(per_tile)
+    whole = pl.no_block_spec  # whole arrays, indexed by tile and slot inside the kernel
+    n_inputs = 13  # order, start, 6 Gaussian fields, colours, trans, last, v_color, v_trans
+    first_alias = n_inputs
     scalar, color = pl.pallas_call(
         kernel,
         grid=(r,),
-        in_specs=[whole] * n_plain + per_tile + [whole] * len(zeros),
+        in_specs=[whole] * (n_inputs + len(zeros)),
         out_specs=[whole] * len(zeros),
         out_shape=[jax.ShapeDtypeStruct(z.shape, z.dtype) for z in zeros],
         # Slots no pixel reached are never written: they keep these zeros.
@@ -187,6 +181,7 @@ def backward_tiles(
         compiler_params=compiler_params(config, config.backward_num_warps),
         name="splat_backward",
     )(
+        launch_order(ranges, config),
         ranges[:, 0],
         gathered["mx"],
         gathered["my"],

@@ -16,6 +16,7 @@ class KernelConfig:
       backward_num_warps: warps per backward program (its block reductions are warp
         shuffles alone with one warp, and need shared memory with more).
       interpret: run the kernels in the Pallas interpreter (CPU tests).
+      heavy_first: launch the tiles with the longest lists first.
       fast_math: approximate ``exp`` through PTX ``ex2.approx`` (GPU only; ignored when
         interpreting, which has no PTX).
     """
@@ -25,6 +26,7 @@ class KernelConfig:
     num_warps: int = 2
     backward_num_warps: int = 2
     interpret: bool = False
+    heavy_first: bool = True
     fast_math: bool = True
 
     def __post_init__(self):

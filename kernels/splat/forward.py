@@ -85,6 +85,7 @@ def gaussian_alpha(refs, j, px, py, exp=jnp.exp):
 
 
 def _forward_kernel(
+    order_ref,
     start_ref,
     end_ref,
     mx_ref,
@@ -106,7 +107,7 @@ def _forward_kernel(
     n_channels,
     exp,
 ):
-    tile = pl.program_id(0)
+    tile = order_ref[pl.program_id(0)]
     start, end = start_ref[tile], end_ref[tile]
     px, py = pixel_centres(tile, tiles_x, n_tiles, tile_size)
     n_pix = tile_size * tile_size
@@ -147,9 +148,9 @@ def _forward_kernel(
     )
     _, trans, acc, last, _ = jax.lax.while_loop(cond, body, init)
     for ch in range(color_out.shape[1]):
-        color_out[0, ch, :] = acc[ch] if ch < n_channels else zeros
-    trans_out[0, :] = trans
-    last_out[0, :] = last
+        color_out[tile, ch, :] = acc[ch] if ch < n_channels else zeros
+    trans_out[tile, :] = trans
+    last_out[tile, :] = last
 
 
 def forward_tiles(ranges, gathered, n_images: int, width: int, height: int, config: KernelConfig):
@@ -186,20 +187,19 @@ def forward_tiles(ranges, gathered, n_images: int, width: int, height: int, conf
         jax.ShapeDtypeStruct((r, n_pix), jnp.float32),
         jax.ShapeDtypeStruct((r, n_pix), jnp.int32),
     )
-    out_specs = (
-        pl.BlockSpec((1, dp, n_pix), lambda i: (i, 0, 0)),
-        pl.BlockSpec((1, n_pix), lambda i: (i, 0)),
-        pl.BlockSpec((1, n_pix), lambda i: (i, 0)),
-    )
+    # Outputs are whole arrays written at the program's tile, which launch order picks.
+    whole = pl.no_block_spec
     return pl.pallas_call(
         kernel,
         grid=(r,),
         out_shape=out_shape,
-        out_specs=out_specs,
+        in_specs=[whole] * 10,
+        out_specs=(whole, whole, whole),
         interpret=config.interpret,
         compiler_params=compiler_params(config),
         name="splat_forward",
     )(
+        launch_order(ranges, config),
         ranges[:, 0],
         ranges[:, 1],
         gathered["mx"],
@@ -210,6 +210,14 @@ def forward_tiles(ranges, gathered, n_images: int, width: int, height: int, conf
         gathered["op"],
         gathered["colors"],
     )
+
+
+def launch_order(ranges, config: KernelConfig):
+    """Tile per program: longest intersection lists first when ``config.heavy_first`` (the
+    long tail of a few heavy tiles then overlaps the many light ones), else in order."""
+    if not config.heavy_first:
+        return jnp.arange(ranges.shape[0], dtype=jnp.int32)
+    return jnp.argsort(ranges[:, 0] - ranges[:, 1], stable=True).astype(jnp.int32)
 
 
 def padded_channels(n_channels: int) -> int:

@@ -75,11 +75,21 @@ def profile(case: str, config: KernelConfig) -> dict[str, float]:
     gather_fn = jax.jit(lambda p, b: _gather(*flat(p), colors, b["gaussian"]))
     gathered = gather_fn(proj, binned)
     fwd_fn = jax.jit(lambda b, g: forward_tiles(b["ranges"], g, n_img, size, size, config))
-    _, trans, last = fwd_fn(binned, gathered)
+    _, trans, last, *checkpoints = fwd_fn(binned, gathered)
     v_color = jnp.ones((trans.shape[0], 4, trans.shape[1]), jnp.float32)
     bwd_fn = jax.jit(
         lambda b, g, t, last_: backward_tiles(
-            b["ranges"], g, t, last_, v_color, jnp.zeros_like(t), n_img, size, size, config
+            b["ranges"],
+            g,
+            t,
+            last_,
+            tuple(checkpoints),
+            v_color,
+            jnp.zeros_like(t),
+            n_img,
+            size,
+            size,
+            config,
         )
     )
     slot = bwd_fn(binned, gathered, trans, last)

@@ -32,6 +32,7 @@ from ggtalker_jax.kernels.splat.forward import (
     launch_order,
     make_exp,
     pixel_centres,
+    segment_length,
 )
 from ggtalker_jax.kernels.splat.reference import MAX_ALPHA
 
@@ -51,6 +52,7 @@ def _store_slot(scalar_ref, col_ref, j, scalars, colors):
 def _backward_kernel(
     order_ref,
     start_ref,
+    end_ref,
     mx_ref,
     my_ref,
     ca_ref,
@@ -62,6 +64,8 @@ def _backward_kernel(
     last_ref,
     vcol_ref,
     vtrans_ref,
+    ck_trans_ref,
+    ck_acc_ref,
     _zero_scalar,
     _zero_col,
     g_scalar,
@@ -73,20 +77,26 @@ def _backward_kernel(
     chunk,
     capacity,
     n_channels,
+    n_segments,
     exp,
 ):
-    tile = order_ref[pl.program_id(0)]
-    start = start_ref[tile]
+    program = pl.program_id(0)
+    tile = order_ref[program // n_segments]
+    segment = program % n_segments
+    start, end = start_ref[tile], end_ref[tile]
+    seg = segment_length(start, end, n_segments, chunk)
+    seg_start = start + segment * seg
+    seg_end = jnp.minimum(seg_start + seg, end)
     px, py = pixel_centres(tile, tiles_x, n_tiles, tile_size)
     last = last_ref[tile, :]
     t_final = trans_ref[tile, :]
     v_col = [vcol_ref[tile, ch, :] for ch in range(n_channels)]  # D x [P]
     v_trans = vtrans_ref[tile, :]
     gauss_refs = (mx_ref, my_ref, ca_ref, cb_ref, cc_ref, op_ref)
-    top = jnp.max(last)
+    top = jnp.minimum(jnp.max(last), seg_end)
 
     def cond(carry):
-        return carry[0] > start
+        return carry[0] > seg_start
 
     def body(carry):
         k, trans, behind = carry
@@ -95,7 +105,7 @@ def _backward_kernel(
             idx = k - 1 - u
             j = jnp.clip(idx, 0, capacity - 1)
             alpha, ok, dx, dy, sigma, (a, b, c, o) = gaussian_alpha(gauss_refs, j, px, py, exp)
-            ok = ok & (idx < last) & (idx >= start)
+            ok = ok & (idx < last) & (idx >= seg_start)
             ra = 1.0 / (1.0 - alpha)
             trans = jnp.where(ok, trans * ra, trans)  # T before this Gaussian
             fac = jnp.where(ok, alpha * trans, 0.0)
@@ -118,11 +128,17 @@ def _backward_kernel(
                 jnp.sum(jnp.where(live, vis * v_alpha, 0.0)),
             )
             store = functools.partial(_store_slot, g_scalar, g_col, j, scalars, colors)
-            pl.when(idx >= start)(store)
+            pl.when(idx >= seg_start)(store)
         return k - chunk, trans, tuple(behind)
 
-    zeros = jnp.zeros((tile_size * tile_size,), jnp.float32)
-    jax.lax.while_loop(cond, body, (top, t_final, (zeros,) * n_channels))
+    # Start from the segment's end: its transmittance, and the colour composited behind it
+    # (final accumulation minus the accumulation up to the segment's end).
+    trans0 = ck_trans_ref[tile, segment, :]
+    behind0 = tuple(
+        ck_acc_ref[tile, n_segments - 1, ch, :] - ck_acc_ref[tile, segment, ch, :]
+        for ch in range(n_channels)
+    )
+    jax.lax.while_loop(cond, body, (top, trans0, behind0))
 
 
 def backward_tiles(
@@ -130,6 +146,7 @@ def backward_tiles(
     gathered,
     trans,
     last,
+    checkpoints,
     v_color,
     v_trans,
     n_images: int,
@@ -142,6 +159,7 @@ def backward_tiles(
     Args:
       ranges, gathered: as for :func:`forward.forward_tiles`.
       trans, last: the forward's ``[R, P]`` outputs.
+      checkpoints: the forward's ``(ck_trans, ck_acc)``.
       v_color: ``[R, Dp, P]`` and v_trans: ``[R, P]`` cotangents.
 
     Returns:
@@ -152,6 +170,7 @@ def backward_tiles(
     tiles_x, tiles_y = -(-width // ts), -(-height // ts)
     r = n_images * tiles_x * tiles_y
     n_channels, capacity = gathered["colors"].shape
+    n_seg = checkpoints[0].shape[1]
     kernel = functools.partial(
         _backward_kernel,
         tiles_x=tiles_x,
@@ -160,6 +179,7 @@ def backward_tiles(
         chunk=config.chunk,
         capacity=capacity,
         n_channels=n_channels,
+        n_segments=n_seg,
         exp=make_exp(config),
     )
     zeros = [
@@ -167,11 +187,12 @@ def backward_tiles(
         jnp.zeros((n_channels, capacity), jnp.float32),
     ]
     whole = pl.no_block_spec  # whole arrays, indexed by tile and slot inside the kernel
-    n_inputs = 13  # order, start, 6 Gaussian fields, colours, trans, last, v_color, v_trans
+    # order, start, end, 6 Gaussian fields, colours, trans, last, v_color, v_trans, 2 checkpoints
+    n_inputs = 16
     first_alias = n_inputs
     scalar, color = pl.pallas_call(
         kernel,
-        grid=(r,),
+        grid=(r * n_seg,),
         in_specs=[whole] * (n_inputs + len(zeros)),
         out_specs=[whole] * len(zeros),
         out_shape=[jax.ShapeDtypeStruct(z.shape, z.dtype) for z in zeros],
@@ -183,6 +204,7 @@ def backward_tiles(
     )(
         launch_order(ranges, config),
         ranges[:, 0],
+        ranges[:, 1],
         gathered["mx"],
         gathered["my"],
         gathered["ca"],
@@ -194,6 +216,7 @@ def backward_tiles(
         last,
         v_color,
         v_trans,
+        *checkpoints,
         *zeros,
     )
     return scalar, color

@@ -17,6 +17,9 @@ class KernelConfig:
         shuffles alone with one warp, and need shared memory with more).
       interpret: run the kernels in the Pallas interpreter (CPU tests).
       heavy_first: launch the tiles with the longest lists first.
+      backward_segments: split each tile list into this many parts that the backward
+        processes in parallel from checkpoints the forward saves (0 = 8 when an image batch
+        has at most 2048 tiles, else 2).
       fast_math: approximate ``exp`` through PTX ``ex2.approx`` (GPU only; ignored when
         interpreting, which has no PTX).
     """
@@ -27,6 +30,7 @@ class KernelConfig:
     backward_num_warps: int = 2
     interpret: bool = False
     heavy_first: bool = True
+    backward_segments: int = 0
     fast_math: bool = True
 
     def __post_init__(self):

@@ -98,6 +98,8 @@ def _forward_kernel(
     color_out,
     trans_out,
     last_out,
+    ck_trans,
+    ck_acc,
     *,
     tiles_x,
     n_tiles,
@@ -105,6 +107,7 @@ def _forward_kernel(
     chunk,
     capacity,
     n_channels,
+    n_segments,
     exp,
 ):
     tile = order_ref[pl.program_id(0)]
@@ -118,8 +121,18 @@ def _forward_kernel(
         # "Any pixel still running?" as a max: Triton has no lowering for reduce_and.
         return (k < end) & (jnp.max(jnp.where(done, 0, 1)) > 0)
 
+    seg = segment_length(start, end, n_segments, chunk)
+
+    def checkpoint(b, trans, acc):
+        # State before slot start + b * seg: where backward segment b - 1 starts from.
+        ck_trans[tile, b - 1, :] = trans
+        for ch in range(n_channels):
+            ck_acc[tile, b - 1, ch, :] = acc[ch]
+
     def body(carry):
         k, trans, acc, last, done = carry
+        at_boundary = (k > start) & ((k - start) % seg == 0)
+        pl.when(at_boundary)(functools.partial(checkpoint, (k - start) // seg, trans, acc))
         acc = list(acc)
         for u in range(chunk):
             idx = k + u
@@ -146,7 +159,11 @@ def _forward_kernel(
         jnp.zeros((n_pix,), jnp.int32),
         jnp.zeros((n_pix,), jnp.bool_),
     )
-    _, trans, acc, last, _ = jax.lax.while_loop(cond, body, init)
+    k_end, trans, acc, last, _ = jax.lax.while_loop(cond, body, init)
+    # Boundaries the loop did not reach (list ended or every pixel stopped) hold the final
+    # state: nothing changes after k_end.
+    for b in range(1, n_segments + 1):
+        pl.when(start + b * seg >= k_end)(functools.partial(checkpoint, b, trans, acc))
     for ch in range(color_out.shape[1]):
         color_out[tile, ch, :] = acc[ch] if ch < n_channels else zeros
     trans_out[tile, :] = trans
@@ -162,8 +179,11 @@ def forward_tiles(ranges, gathered, n_images: int, width: int, height: int, conf
         ``colors [D, M]`` (channel-major).
 
     Returns:
-      ``(color [R, Dp, P], trans [R, P], last [R, P] int32)`` with ``P = tile_size**2`` and
-      ``Dp`` the next power of two of ``D`` (extra channels are zero).
+      ``(color [R, Dp, P], trans [R, P], last [R, P] int32, ck_trans [R, S, P],
+      ck_acc [R, S, Dp, P])`` with ``P = tile_size**2``, ``Dp`` the next power of two of
+      ``D`` (extra channels are zero) and ``S`` backward segments per tile: the
+      transmittance and accumulated colour at the end of each segment, from which the
+      backward restarts each segment independently.
     """
     ts = config.tile_size
     tiles_x, tiles_y = -(-width // ts), -(-height // ts)
@@ -172,6 +192,7 @@ def forward_tiles(ranges, gathered, n_images: int, width: int, height: int, conf
     n_pix = ts * ts
     n_channels, capacity = gathered["colors"].shape
     dp = padded_channels(n_channels)
+    n_seg = backward_segments(r, config)
     kernel = functools.partial(
         _forward_kernel,
         tiles_x=tiles_x,
@@ -180,12 +201,15 @@ def forward_tiles(ranges, gathered, n_images: int, width: int, height: int, conf
         chunk=config.chunk,
         capacity=capacity,
         n_channels=n_channels,
+        n_segments=n_seg,
         exp=make_exp(config),
     )
     out_shape = (
         jax.ShapeDtypeStruct((r, dp, n_pix), jnp.float32),
         jax.ShapeDtypeStruct((r, n_pix), jnp.float32),
         jax.ShapeDtypeStruct((r, n_pix), jnp.int32),
+        jax.ShapeDtypeStruct((r, n_seg, n_pix), jnp.float32),
+        jax.ShapeDtypeStruct((r, n_seg, dp, n_pix), jnp.float32),
     )
     # Outputs are whole arrays written at the program's tile, which launch order picks.
     whole = pl.no_block_spec
@@ -194,7 +218,7 @@ def forward_tiles(ranges, gathered, n_images: int, width: int, height: int, conf
         grid=(r,),
         out_shape=out_shape,
         in_specs=[whole] * 10,
-        out_specs=(whole, whole, whole),
+        out_specs=(whole,) * len(out_shape),
         interpret=config.interpret,
         compiler_params=compiler_params(config),
         name="splat_forward",
@@ -210,6 +234,21 @@ def forward_tiles(ranges, gathered, n_images: int, width: int, height: int, conf
         gathered["op"],
         gathered["colors"],
     )
+
+
+def segment_length(start, end, n_segments: int, chunk: int):
+    """Slots per backward segment of a tile: the list split in ``n_segments`` parts, rounded
+    up to whole chunks (the forward checkpoints at chunk starts)."""
+    per = (end - start + n_segments - 1) // n_segments
+    return jnp.maximum((per + chunk - 1) // chunk * chunk, chunk)
+
+
+def backward_segments(n_tiles_total: int, config: KernelConfig) -> int:
+    """Segments per tile list for the backward: more when there are few tiles, so that long
+    lists are split over more programs (``config.backward_segments`` if set)."""
+    if config.backward_segments:
+        return config.backward_segments
+    return 8 if n_tiles_total <= 2048 else 2
 
 
 def launch_order(ranges, config: KernelConfig):

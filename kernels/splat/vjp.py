@@ -53,15 +53,28 @@ def composite_tiles(
 
 def _fwd(means2d, conics, opacities, colors, gaussian, ranges, n_images, width, height, config):
     gathered = _gather(means2d, conics, opacities, colors, gaussian)
-    color, trans, last = forward_tiles(ranges, gathered, n_images, width, height, config)
-    return (color, trans), (gathered, gaussian, ranges, trans, last, means2d.shape[0])
+    color, trans, last, *checkpoints = forward_tiles(
+        ranges, gathered, n_images, width, height, config
+    )
+    residuals = (gathered, gaussian, ranges, trans, last, tuple(checkpoints), means2d.shape[0])
+    return (color, trans), residuals
 
 
 def _bwd(n_images, width, height, config, residuals, cotangents):
-    gathered, gaussian, ranges, trans, last, n_gauss = residuals
+    gathered, gaussian, ranges, trans, last, checkpoints, n_gauss = residuals
     v_color, v_trans = cotangents
     scalar, color = backward_tiles(
-        ranges, gathered, trans, last, v_color, v_trans, n_images, width, height, config
+        ranges,
+        gathered,
+        trans,
+        last,
+        checkpoints,
+        v_color,
+        v_trans,
+        n_images,
+        width,
+        height,
+        config,
     )
     # One segment sum over [M, 8 + D] rows; sentinel slots (index n_gauss) are dropped.
     rows = jax.ops.segment_sum(

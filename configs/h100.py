@@ -1,12 +1,18 @@
 """One-GPU config (H100/H200).
 
-Command: ``ggtalker demo --config h100`` writes ``out/head_preview.png`` with 512-pixel
-cells. Stages that need a GPU add their sections here as they land.
+Command: ``ggtalker demo --config h100`` writes the demo at 512 x 512 (6 s, two extra cameras)
+and ``out/head_preview.png`` with 512-pixel cells. Stages that need a GPU add their sections
+here as they land.
 """
 
-from ggtalker_jax.config import Config, PreviewConfig
+from ggtalker_jax.config import Config, DemoConfig, PreviewConfig
 
 
 def get_config(arg: str | None = None) -> Config:
     del arg
-    return Config(name="h100", seed=0, preview=PreviewConfig(cell_size=512))
+    return Config(
+        name="h100",
+        seed=0,
+        preview=PreviewConfig(cell_size=512),
+        demo=DemoConfig(seconds=6.0, resolution=512, views=2),
+    )

@@ -72,32 +72,11 @@ def cmd_flame_preview(args) -> None:
 
 def cmd_demo(args) -> None:
     from ggtalker_jax.config import load_config
-    from ggtalker_jax.render.preview import default_cells, render_preview_grid
+    from ggtalker_jax.demo import run_demo, summary_lines
 
-    out_dir = Path(args.out)
-    preview = out_dir / "head_preview.png"
-    config_path = out_dir / "config.json"
-    for path in (preview, config_path):
-        _refuse_existing(path, args.force)
-    start = time.perf_counter()
     config = load_config(args.config, args.set)
-    model = _load_model(config.flame_model)
-    cells = default_cells(model, config.preview.expression_strength)
-    image = render_preview_grid(model, cells, config.preview.cell_size)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    image.save(preview)
-    config_path.write_text(config.to_json() + "\n")
-    print(f"model    {model.source}")
-    print(
-        f"         {model.n_vertices} vertices, {model.faces.shape[0]} faces, "
-        f"{model.n_shape} shape + {model.n_exp} expression components"
-    )
-    print(
-        f"preview  {preview} ({image.width}x{image.height}: {len(cells)} expressions x "
-        f"{len(cells[0])} poses)"
-    )
-    print(f"config   {config_path} ({config.name})")
-    print(f"done in {time.perf_counter() - start:.1f} s")
+    metrics = run_demo(args.out, config, force=args.force)
+    print("\n".join(summary_lines(args.out, metrics)))
 
 
 def cmd_world(args) -> None:

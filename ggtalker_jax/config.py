@@ -41,6 +41,37 @@ class PreviewConfig:
 
 
 @dataclasses.dataclass(frozen=True)
+class DemoConfig:
+    """The world ``ggtalker demo`` builds and shows: one identity, one clip.
+
+    Attributes:
+      seconds: clip length.
+      resolution: frame side in pixels (even).
+      views: extra cameras (novel views of the same instants), shown beside the main view.
+      language: espeak voice of the speaker.
+      grid_frames: frames per row of ``demo_grid.png``.
+    """
+
+    seconds: float = 3.0
+    resolution: int = 256
+    views: int = 1
+    language: str = "en"
+    grid_frames: int = 6
+
+    def __post_init__(self):
+        _check(0.4 <= self.seconds <= 60, "demo.seconds", self.seconds, "between 0.4 and 60")
+        _check(
+            self.resolution >= 32 and self.resolution % 2 == 0,
+            "demo.resolution",
+            self.resolution,
+            "an even number >= 32",
+        )
+        _check(0 <= self.views <= 8, "demo.views", self.views, "between 0 and 8")
+        _check(bool(self.language.strip()), "demo.language", self.language, "an espeak voice")
+        _check(1 <= self.grid_frames <= 16, "demo.grid_frames", self.grid_frames, "1 to 16")
+
+
+@dataclasses.dataclass(frozen=True)
 class Config:
     """Top-level configuration.
 
@@ -49,12 +80,14 @@ class Config:
       seed: global seed.
       flame_model: FLAME ``.pkl``/``.npz`` path, or "" for the shipped procedural head.
       preview: :class:`PreviewConfig`.
+      demo: :class:`DemoConfig`.
     """
 
     name: str = "tiny"
     seed: int = 0
     flame_model: str = ""
     preview: PreviewConfig = dataclasses.field(default_factory=PreviewConfig)
+    demo: DemoConfig = dataclasses.field(default_factory=DemoConfig)
 
     def to_json(self) -> str:
         """The resolved config as JSON (written next to outputs and checkpoints)."""

@@ -4,7 +4,7 @@ mouth trajectories for the synthetic world.
 Everything here is host-side numpy; nothing loads espeak-ng or scipy.signal until it is used.
 """
 
-from ggtalker_jax.audio.speech import Phoneme, Speech, Word, list_voices, synthesize
+from ggtalker_jax.audio.speech import Phoneme, Speech, Word, check_voice, list_voices, synthesize
 from ggtalker_jax.audio.visemes import (
     EXPRESSION_NAMES,
     VISEMES,
@@ -35,6 +35,7 @@ __all__ = [
     "Viseme",
     "VisemeSpan",
     "Word",
+    "check_voice",
     "energy_envelope",
     "list_voices",
     "mouth_opening",

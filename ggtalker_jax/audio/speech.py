@@ -287,6 +287,24 @@ def list_voices() -> list[str]:
     return sorted(names)
 
 
+def _unknown_voice(voice: str) -> InputError:
+    return InputError(
+        f"unknown espeak voice {voice!r}; try one of {', '.join(SUGGESTED_VOICES)}, ... "
+        "(`espeak-ng --voices` or ggtalker_jax.audio.list_voices())"
+    )
+
+
+def check_voice(voice: str) -> None:
+    """Raise :class:`InputError` (one line, with suggestions) unless espeak-ng knows ``voice``.
+
+    Cheap (no synthesis): lets a long job refuse a bad voice before it starts.
+    """
+    with _LOCK:
+        lib = _library()
+        if lib.espeak_SetVoiceByName(voice.encode()) != 0:
+            raise _unknown_voice(voice)
+
+
 def synthesize(
     text: str,
     voice: str = "en",
@@ -329,10 +347,7 @@ def synthesize(
     with _LOCK:
         lib = _library(fresh=True)
         if lib.espeak_SetVoiceByName(voice.encode()) != 0:
-            raise InputError(
-                f"unknown espeak voice {voice!r}; try one of {', '.join(SUGGESTED_VOICES)}, ... "
-                "(`espeak-ng --voices` or ggtalker_jax.audio.list_voices())"
-            )
+            raise _unknown_voice(voice)
         lib.espeak_SetParameter(_PARAM_RATE, int(rate_wpm), 0)
         lib.espeak_SetParameter(_PARAM_PITCH, int(pitch), 0)
         collected = _collector = _Collector()

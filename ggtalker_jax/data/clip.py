@@ -10,6 +10,7 @@
     CLIP/masks.npz             head [T, H, W], torso [T, H, W] (uint8); optional CLIP/bg.png
     CLIP/views/<k>/frames.mp4  optional extra cameras of the same instants
     CLIP/views/<k>/camera.npz  viewmat [T, 4, 4], K [T, 3, 3]
+    CLIP/views/<k>/masks.npz   optional: head [T, H, W], torso [T, H, W] (uint8)
     CLIP/meta.json             fps, width, height, identity, language, voice, seed, source
 
 Writers build the folder under ``CLIP.partial`` and rename it at the end, so an interrupted
@@ -47,11 +48,14 @@ META_KEYS = ("fps", "width", "height", "identity", "language", "voice", "seed", 
 @dataclasses.dataclass(frozen=True)
 class View:
     """An extra camera of the same instants: ``frames [T, H, W, 3]`` uint8 (or ``None`` when
-    not loaded), ``viewmat [T, 4, 4]``, ``K [T, 3, 3]``."""
+    not loaded), ``viewmat [T, 4, 4]``, ``K [T, 3, 3]``, optional ``head_mask`` and
+    ``torso_mask [T, H, W]`` uint8."""
 
     frames: np.ndarray | None
     viewmat: np.ndarray
     K: np.ndarray
+    head_mask: np.ndarray | None = None
+    torso_mask: np.ndarray | None = None
 
 
 @dataclasses.dataclass(frozen=True)
@@ -146,6 +150,12 @@ def write_clip(folder: str | os.PathLike, clip: Clip, force: bool = False) -> Pa
             viewmat=view.viewmat.astype(np.float32),
             K=view.K.astype(np.float32),
         )
+        if view.head_mask is not None:
+            np.savez_compressed(
+                vdir / "masks.npz",
+                head=view.head_mask.astype(np.uint8),
+                torso=view.torso_mask.astype(np.uint8),
+            )
     (partial / "meta.json").write_text(json.dumps(clip.meta, indent=2, sort_keys=True) + "\n")
     if folder.exists():
         shutil.rmtree(folder)
@@ -237,7 +247,7 @@ def read_clip(folder: str | os.PathLike, load_video: bool = True) -> Clip:
             from PIL import Image
 
             background = np.asarray(Image.open(folder / "bg.png").convert("RGB"))
-        for vdir in sorted((folder / "views").glob("*"), key=lambda p: p.name):
+        for vdir in sorted((folder / "views").glob("*"), key=lambda p: (len(p.name), p.name)):
             vframes, _ = read_mp4(vdir / "frames.mp4")
             cam = np.load(vdir / "camera.npz") if (vdir / "camera.npz").exists() else None
             if cam is None:
@@ -248,7 +258,8 @@ def read_clip(folder: str | os.PathLike, load_video: bool = True) -> Clip:
                     f"{cam['viewmat'].shape[0]} cameras, but the clip has "
                     f"{frames.shape[0]} frames"
                 )
-            views.append(View(vframes, cam["viewmat"], cam["K"]))
+            vhead, vtorso = _read_masks(vdir / "masks.npz", vframes.shape[:3])
+            views.append(View(vframes, cam["viewmat"], cam["K"], vhead, vtorso))
     return Clip(
         frames=frames,
         audio=audio,

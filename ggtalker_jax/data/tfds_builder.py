@@ -12,6 +12,7 @@ and ``array-record`` are imported lazily (``pip install 'ggtalker-jax[data]'``).
 
 from __future__ import annotations
 
+import functools
 import os
 from pathlib import Path
 from typing import ClassVar
@@ -52,8 +53,11 @@ def _tfds():
     return tfds
 
 
+@functools.cache
 def _builder_class(tfds):
-    class GGTalkerClips(tfds.core.GeneratorBasedBuilder):
+    # Built once per process and not put in TFDS's global registry (a library should not
+    # claim a dataset name for every process that imports it).
+    class GGTalkerClips(tfds.core.GeneratorBasedBuilder, skip_registration=True):
         """Talking-head clips: frames, audio, FLAME parameters, cameras and masks."""
 
         name = DATASET_NAME
@@ -66,13 +70,16 @@ def _builder_class(tfds):
 
         def _info(self):
             t = tfds.features.Tensor
+            # Tensors with several unknown dimensions must be stored encoded; zlib also
+            # shrinks the masks and the mostly-zero expression tracks.
+            z = functools.partial(t, encoding="zlib")
             features = {
-                "frames": t(shape=(None, None, None, 3), dtype=np.uint8),
-                "head_mask": t(shape=(None, None, None), dtype=np.uint8),
-                "torso_mask": t(shape=(None, None, None), dtype=np.uint8),
+                "frames": z(shape=(None, None, None, 3), dtype=np.uint8),
+                "head_mask": z(shape=(None, None, None), dtype=np.uint8),
+                "torso_mask": z(shape=(None, None, None), dtype=np.uint8),
                 "audio": t(shape=(None,), dtype=np.float32),
                 "shape": t(shape=(None,), dtype=np.float32),
-                "expression": t(shape=(None, None), dtype=np.float32),
+                "expression": z(shape=(None, None), dtype=np.float32),
                 "eye_pose": t(shape=(None, 6), dtype=np.float32),
                 "viewmat": t(shape=(None, 4, 4), dtype=np.float32),
                 "K": t(shape=(None, 3, 3), dtype=np.float32),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import subprocess
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -21,6 +22,9 @@ DEFAULT_CRF = 12
 
 
 def _ffmpeg():
+    # imageio-ffmpeg starts ffmpeg with subprocess (fork + exec at once), which Python 3.12
+    # warns about in a multithreaded (JAX) process; the exec makes it safe.
+    warnings.filterwarnings("ignore", message=r"os\.fork\(\) was called", category=RuntimeWarning)
     try:
         import imageio_ffmpeg
     except ImportError:
@@ -65,6 +69,7 @@ def write_mp4(
         quality=None,
         macro_block_size=1,
         output_params=["-crf", str(crf), "-preset", "fast"],
+        ffmpeg_log_level="error",
         audio_path=None if audio_path is None else str(audio_path),
         audio_codec=None if audio_path is None else "aac",
     )

@@ -328,8 +328,8 @@ def generate_clip(
         )
         frames, head, torso = render_frames(model, identity, vertices, body, viewmat, K, size)
         for vview, vK in cameras[1:]:
-            vframes, _, _ = render_frames(model, identity, vertices, body, vview, vK, size)
-            views.append(View(vframes, vview, vK))
+            vframes, vhead, vtorso = render_frames(model, identity, vertices, body, vview, vK, size)
+            views.append(View(vframes, vview, vK, vhead, vtorso))
     meta = {
         "fps": FPS,
         "width": size,
@@ -367,14 +367,28 @@ def clip_name(identity_index: int, clip_index: int) -> str:
     return f"id{identity_index:03d}/clip{clip_index:03d}"
 
 
+def check_world_inputs(config: WorldConfig) -> None:
+    """Refuse, before any work, what would only fail midway (an unknown espeak voice)."""
+    from ggtalker_jax.audio.speech import check_voice
+
+    for voice in dict.fromkeys(config.languages):
+        check_voice(voice)
+
+
 def iter_world(
     model: FlameModel, config: WorldConfig, skip=lambda name: False
 ) -> Iterator[tuple[str, Clip]]:
     """Yield ``(name, clip)`` for every clip of the world, identity by identity.
 
     Args:
+      model: FLAME model (with UVs and masks when ``config.video``).
+      config: what to generate.
       skip: ``name -> bool``; clips it accepts are not generated (used to resume).
+
+    Raises:
+      InputError: an unknown espeak voice (before anything is generated).
     """
+    check_world_inputs(config)
     maps = make_uv_maps(model, config.texture_side) if config.video else None
     for i in range(config.identities):
         names = [clip_name(i, j) for j in range(config.clips_per_identity)]
@@ -386,6 +400,29 @@ def iter_world(
                 yield name, generate_clip(model, identity, config, i, j)
 
 
+def _prepare_out(out: Path, stamp_text: str, force: bool) -> None:
+    """Make ``out`` ready: new, empty, or this same world (resume); anything else is refused
+    unless ``force`` (which removes it)."""
+    stamp = out / "world.json"
+    if out.exists() and not out.is_dir():
+        if not force:
+            raise InputError(f"{out}: is a file, not a folder; pass --force to replace it")
+        out.unlink()
+    elif out.exists() and any(out.iterdir()):
+        same = stamp.is_file() and stamp.read_text().strip() == stamp_text
+        if force:
+            shutil.rmtree(out)
+        elif not same:
+            what = "a different world" if stamp.is_file() else "other files"
+            raise InputError(
+                f"{out}: already holds {what}; pass --force to replace it, or choose another --out"
+            )
+    out.mkdir(parents=True, exist_ok=True)
+    stamp.write_text(stamp_text + "\n")
+    for partial in sorted(out.rglob("*.partial"), reverse=True):
+        shutil.rmtree(partial, ignore_errors=True)
+
+
 def write_world(
     out: str | os.PathLike,
     model: FlameModel,
@@ -393,48 +430,41 @@ def write_world(
     force: bool = False,
     progress: bool = True,
 ) -> list[Path]:
-    """Write every clip of the world under ``out`` in the clip format.
+    """Write every clip of the world under ``out`` in the clip format (``idNNN/clipMMM/``).
 
-    Safe to interrupt and rerun: finished clips (folders with ``meta.json``) are kept, a
-    partial clip (``*.partial``) is redone. ``out`` must be empty, a world made with the
-    same config (``world.json``), or ``force`` must be set (which starts it afresh).
+    Safe to interrupt and rerun: each clip is built in ``clipMMM.partial`` and renamed when
+    complete, so finished clips are kept and a partial one is redone. ``out`` must be new,
+    empty, or hold this same world (its ``world.json``: config and model); anything else is
+    refused with one line unless ``force`` is set, which replaces it.
+
+    Returns:
+      the clip folders written by this call (not those kept).
     """
     import json
 
     from tqdm import tqdm
 
+    check_world_inputs(config)
     out = Path(out)
-    stamp = out / "world.json"
-    wanted = json.dumps(dataclasses.asdict(config), sort_keys=True)
-    if out.exists() and any(out.iterdir()):
-        same = stamp.is_file() and stamp.read_text().strip() == wanted
-        if force:
-            shutil.rmtree(out)
-        elif not same:
-            raise InputError(
-                f"{out}: already holds something other than this world; pass "
-                "--force to replace it, or choose another --out"
-            )
-    out.mkdir(parents=True, exist_ok=True)
-    stamp.write_text(wanted + "\n")
-    for partial in out.rglob("*.partial"):
-        shutil.rmtree(partial)
+    stamp_text = json.dumps(
+        {"config": dataclasses.asdict(config), "model": model.source}, sort_keys=True
+    )
+    _prepare_out(out, stamp_text, force)
     done = lambda name: (out / name / "meta.json").is_file()
-    total = config.identities * config.clips_per_identity
+    names = [
+        clip_name(i, j) for i in range(config.identities) for j in range(config.clips_per_identity)
+    ]
     bar = tqdm(
-        total=total,
-        desc="world",
+        total=len(names),
+        initial=sum(map(done, names)),
+        desc=f"world {out}",
         unit="clip",
         disable=not progress,
-        initial=sum(
-            done(clip_name(i, j))
-            for i in range(config.identities)
-            for j in range(config.clips_per_identity)
-        ),
     )
     written = []
-    for name, clip in iter_world(model, config, skip=done):
-        written.append(write_clip(out / name, clip))
-        bar.update(1)
-    bar.close()
+    with bar:
+        for name, clip in iter_world(model, config, skip=done):
+            # A folder without meta.json is an unfinished leftover: replace it.
+            written.append(write_clip(out / name, clip, force=True))
+            bar.update(1)
     return written

@@ -113,19 +113,22 @@ def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--cases", default="512x100000x1,512x100000x8")
     p.add_argument("--chunk", type=int, default=16)
-    p.add_argument("--warps", type=int, default=2)
+    p.add_argument("--warps", type=int, default=0, help="forward warps (0 = auto)")
     p.add_argument("--bwd-warps", type=int, default=2)
     p.add_argument("--no-heavy-first", action="store_true")
+    p.add_argument("--segments", type=int, default=0, help="backward segments (0 = auto)")
     args = p.parse_args(argv)
     config = KernelConfig(
         chunk=args.chunk,
         num_warps=args.warps,
         backward_num_warps=args.bwd_warps,
         heavy_first=not args.no_heavy_first,
+        backward_segments=args.segments,
     )
     print(
         f"{jax.devices()[0].device_kind}, chunk {args.chunk}, warps {args.warps}, "
-        f"backward warps {args.bwd_warps}, heavy first {not args.no_heavy_first}"
+        f"backward warps {args.bwd_warps}, heavy first {not args.no_heavy_first}, "
+        f"segments {args.segments or 'auto'}"
     )
     for case in args.cases.split(","):
         res = profile(case, config)

@@ -12,7 +12,8 @@ class KernelConfig:
     Attributes:
       tile_size: tile side in pixels (power of two; 16 = 256 pixels per program).
       chunk: Gaussians per loop iteration, unrolled in the kernel body.
-      num_warps: warps per forward program (Triton).
+      num_warps: warps per forward program (Triton); 0 = 4 when an image batch has at most
+        2048 tiles (fewer, longer programs), else 2.
       backward_num_warps: warps per backward program (its block reductions are warp
         shuffles alone with one warp, and need shared memory with more).
       interpret: run the kernels in the Pallas interpreter (CPU tests).
@@ -26,7 +27,7 @@ class KernelConfig:
 
     tile_size: int = 16
     chunk: int = 16
-    num_warps: int = 2
+    num_warps: int = 0
     backward_num_warps: int = 2
     interpret: bool = False
     heavy_first: bool = True
@@ -36,5 +37,7 @@ class KernelConfig:
     def __post_init__(self):
         for name in ("tile_size", "chunk", "num_warps", "backward_num_warps"):
             value = getattr(self, name)
+            if name == "num_warps" and value == 0:
+                continue
             if value < 1 or value & (value - 1):
                 raise ValueError(f"KernelConfig.{name}={value} must be a power of two")

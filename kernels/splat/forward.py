@@ -62,13 +62,20 @@ def make_exp(config: KernelConfig):
     return fast_exp
 
 
-def compiler_params(config: KernelConfig, num_warps: int | None = None):
+def compiler_params(config: KernelConfig, num_warps: int):
     """Triton launch settings (``None`` in interpret mode)."""
     if config.interpret:
         return None
     from jax.experimental.pallas import triton as plgpu
 
-    return plgpu.CompilerParams(num_warps=num_warps or config.num_warps, num_stages=1)
+    return plgpu.CompilerParams(num_warps=num_warps, num_stages=1)
+
+
+def forward_warps(n_tiles_total: int, config: KernelConfig) -> int:
+    """Warps per forward program (``config.num_warps``, or 4 for small batches, 2 else)."""
+    if config.num_warps:
+        return config.num_warps
+    return 4 if n_tiles_total <= 2048 else 2
 
 
 def gaussian_alpha(refs, j, px, py, exp=jnp.exp):
@@ -220,7 +227,7 @@ def forward_tiles(ranges, gathered, n_images: int, width: int, height: int, conf
         in_specs=[whole] * 10,
         out_specs=(whole,) * len(out_shape),
         interpret=config.interpret,
-        compiler_params=compiler_params(config),
+        compiler_params=compiler_params(config, forward_warps(r, config)),
         name="splat_forward",
     )(
         launch_order(ranges, config),

@@ -1,7 +1,7 @@
 """Tiny config: CPU-sized, used by the tests and the demo.
 
-Command: ``ggtalker demo --config tiny`` builds a one-clip synthetic world (3 s of English
-speech at 256 x 256, one extra camera) and writes ``out/demo.mp4`` (main and novel view side
+Command: ``ggtalker demo --config tiny`` builds a one-clip synthetic world (4 s of English
+speech at 256 x 256, two extra cameras) and writes ``out/demo.mp4`` (main and novel views side
 by side, with sound), ``out/demo_grid.png``, ``out/metrics.json`` and ``out/head_preview.png``
 (a 6 x 4 grid of 192-pixel cells), in well under a minute on two CPU cores.
 """
@@ -15,5 +15,5 @@ def get_config(arg: str | None = None) -> Config:
         name="tiny",
         seed=0,
         preview=PreviewConfig(cell_size=192),
-        demo=DemoConfig(seconds=3.0, resolution=256, views=1),
+        demo=DemoConfig(seconds=4.0, resolution=256, views=2),
     )

@@ -42,6 +42,8 @@ TINY_DEMO = [
     "--set",
     "demo.seconds=1.2",
     "--set",
+    "demo.views=1",
+    "--set",
     "demo.grid_frames=3",
     "--set",
     "preview.cell_size=64",

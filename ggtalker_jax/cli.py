@@ -142,7 +142,9 @@ def build_parser() -> argparse.ArgumentParser:
     world = sub.add_parser("world", help="synthetic clips: speech, FLAME motion, exact frames")
     world.add_argument("--out", required=True, help="output folder (resumable)")
     world.add_argument("--identities", type=int, default=2, help="people (default 2)")
-    world.add_argument("--clips-per-identity", type=int, default=2, help="default 2")
+    world.add_argument(
+        "--clips-per-identity", type=int, default=2, help="clips per person (default 2)"
+    )
     world.add_argument("--seconds", type=float, default=4.0, help="clip length (default 4)")
     world.add_argument("--resolution", type=int, default=256, help="frame side (default 256)")
     world.add_argument("--seed", type=int, default=0, help="world seed (default 0)")
@@ -162,7 +164,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--no-video", action="store_true", help="audio + FLAME only (audio-prior data)"
     )
     world.add_argument("--model", help="FLAME .pkl/.npz with UVs (default: the shipped head)")
-    world.add_argument("--force", action="store_true", help="replace a different world")
+    world.add_argument(
+        "--force", action="store_true", help="replace what the folder holds (start afresh)"
+    )
     world.set_defaults(func=cmd_world)
 
     demo = sub.add_parser("demo", help="the main job on the embedded default (writes DIR/...)")

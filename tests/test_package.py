@@ -44,6 +44,9 @@ def test_installed_copy_imports_kernels_configs_and_head(tmp_path):
         "from ggtalker_jax.config import load_config\n"
         "print(k.__file__); print(t.__file__)\n"
         "print(load_config('h100').preview.cell_size, load_flame().n_vertices)\n"
+        # Every subpackage the demo needs made it into the installed copy.
+        "import ggtalker_jax.data.world, ggtalker_jax.eval, ggtalker_jax.demo\n"
+        "import ggtalker_jax.render.mesh_render, ggtalker_jax.audio.visemes\n"
     )
     env = dict(os.environ, PYTHONPATH=str(target), JAX_PLATFORMS="cpu")
     out = subprocess.run(

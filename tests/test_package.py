@@ -44,16 +44,20 @@ def test_installed_copy_imports_kernels_configs_and_head(tmp_path):
         "from ggtalker_jax.config import load_config\n"
         "print(k.__file__); print(t.__file__)\n"
         "print(load_config('h100').preview.cell_size, load_flame().n_vertices)\n"
-        # Every subpackage the demo needs made it into the installed copy.
-        "import ggtalker_jax.data.world, ggtalker_jax.eval, ggtalker_jax.demo\n"
-        "import ggtalker_jax.render.mesh_render, ggtalker_jax.audio.visemes\n"
+        # Every subpackage the demo needs made it into the installed copy (an editable
+        # install of the checkout could otherwise serve a missing one).
+        "import ggtalker_jax.data.world as w, ggtalker_jax.eval as e, ggtalker_jax.demo as d\n"
+        "import ggtalker_jax.render.mesh_render as r, ggtalker_jax.audio.visemes as a\n"
+        "print(' '.join(m.__file__ for m in (w, e, d, r, a)))\n"
     )
     env = dict(os.environ, PYTHONPATH=str(target), JAX_PLATFORMS="cpu")
     out = subprocess.run(
         [sys.executable, "-c", code], cwd=tmp_path, env=env, capture_output=True, text=True
     )
     assert out.returncode == 0, out.stderr
-    kernels_file, configs_file, sizes = out.stdout.split("\n")[:3]
+    kernels_file, configs_file, sizes, modules = out.stdout.split("\n")[:4]
     assert kernels_file.startswith(str(target)) and configs_file.startswith(str(target))
+    for module_file in modules.split():
+        assert module_file.startswith(str(target)), module_file
     cell_size, n_vertices = map(int, sizes.split())
     assert cell_size == 512 and n_vertices > 1000

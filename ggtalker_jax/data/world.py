@@ -341,6 +341,12 @@ def generate_clip(
         "source": "ggtalker-jax synthetic world",
         "clip": clip_index,
         "video": config.video,
+        "views": len(views),
+        "speaker": {
+            "pitch": identity.pitch,
+            "rate_wpm": identity.rate_wpm,
+            "style": dataclasses.asdict(identity.style),
+        },
         "phonemes": [[p.symbol, round(p.start, 4), round(p.end, 4)] for p in phonemes],
     }
     return Clip(

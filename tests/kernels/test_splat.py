@@ -20,7 +20,9 @@ def make_scene(rng, n, width, height, batch=(), cameras=1, d=3):
     """Random Gaussians in front of ``cameras`` cameras, with the hard cases mixed in."""
     means = rng.normal(size=(*batch, n, 3)) * [0.5, 0.4, 0.3] + [0.0, 0.0, 3.0]
     means[..., 0] = np.abs(means[..., 0])  # the left half stays empty...
-    means[..., : n // 4, :2] = rng.normal(size=(*batch, n // 4, 2)) * 0.05 - 0.3  # ...but one corner
+    means[..., : n // 4, :2] = (
+        rng.normal(size=(*batch, n // 4, 2)) * 0.05 - 0.3
+    )  # ...but one corner
     means[..., n // 4 : n // 4 + 3, 2] = -1.0  # behind the camera
     scales = np.exp(rng.normal(size=(*batch, n, 3)) * 0.6 - 3.2)
     scales[..., -1, :] = 0.25  # covers a third of the image
@@ -35,8 +37,11 @@ def make_scene(rng, n, width, height, batch=(), cameras=1, d=3):
     viewmats = np.tile(np.eye(4), (*batch, cameras, 1, 1))
     for c in range(cameras):
         angle = 0.15 * c
-        viewmats[..., c, :3, :3] = [[np.cos(angle), 0, np.sin(angle)], [0, 1, 0],
-                                    [-np.sin(angle), 0, np.cos(angle)]]
+        viewmats[..., c, :3, :3] = [
+            [np.cos(angle), 0, np.sin(angle)],
+            [0, 1, 0],
+            [-np.sin(angle), 0, np.cos(angle)],
+        ]
     focal = 1.2 * max(width, height)
     K = np.array([[focal, 0, width / 2], [0, focal, height / 2], [0, 0, 1]])
     return dict(
@@ -52,9 +57,20 @@ def make_scene(rng, n, width, height, batch=(), cameras=1, d=3):
 
 
 def render(scene, width, height, backend, **kw):
-    return rasterization(scene["means"], scene["quats"], scene["scales"], scene["opacities"],
-                         scene["colors"], scene["viewmats"], scene["Ks"], width, height,
-                         backgrounds=scene["backgrounds"], backend=backend, **kw)
+    return rasterization(
+        scene["means"],
+        scene["quats"],
+        scene["scales"],
+        scene["opacities"],
+        scene["colors"],
+        scene["viewmats"],
+        scene["Ks"],
+        width,
+        height,
+        backgrounds=scene["backgrounds"],
+        backend=backend,
+        **kw,
+    )
 
 
 def grads(scene, width, height, backend, weights, mode="RGB"):
@@ -95,15 +111,18 @@ class SplatParity:
         out, out_a, meta = render(scene, w, h, self.backend, render_mode=mode)
         d_out = d + (1 if "D" in mode else 0)
         assert out.shape == (*batch, cams, h, w, d_out) and out_a.shape == (*batch, cams, h, w, 1)
-        np.testing.assert_allclose(out, ref, atol=self.atol * (20 if "ED" in mode else 1),
-                                   rtol=1e-4)
+        np.testing.assert_allclose(
+            out, ref, atol=self.atol * (20 if "ED" in mode else 1), rtol=1e-4
+        )
         np.testing.assert_allclose(out_a, ref_a, atol=self.atol)
         assert int(meta["n_intersections"]) == int(ref_meta["n_intersections"]) > 0
         assert not bool(meta["overflow"])
         # Some tiles are empty and some pixels are opaque: the scenes test both paths.
         assert float(np.min(ref_a)) < 1e-6 and float(np.max(ref_a)) > 0.99
-        weights = (rng.normal(size=ref.shape).astype(np.float32),
-                   rng.normal(size=ref_a.shape).astype(np.float32))
+        weights = (
+            rng.normal(size=ref.shape).astype(np.float32),
+            rng.normal(size=ref_a.shape).astype(np.float32),
+        )
         g_ref = grads(scene, w, h, "reference", weights, mode)
         g_out = grads(scene, w, h, self.backend, weights, mode)
         names = ("means", "quats", "scales", "opacities", "colors", "backgrounds")
@@ -115,8 +134,9 @@ class SplatParity:
         scene = make_scene(rng, 160, 48, 32)
         scene["means"][..., 2] = -2.0  # everything behind the camera
         out, alpha, meta = render(scene, 48, 32, self.backend)
-        np.testing.assert_allclose(out, np.broadcast_to(
-            scene["backgrounds"][:, None, None, :], out.shape), atol=1e-6)
+        np.testing.assert_allclose(
+            out, np.broadcast_to(scene["backgrounds"][:, None, None, :], out.shape), atol=1e-6
+        )
         assert float(np.max(alpha)) == 0.0 and int(meta["n_intersections"]) == 0
 
 
@@ -133,11 +153,19 @@ def test_reference_matches_finite_differences(rng):
     with jax.enable_x64(True):
 
         def loss(means, quats, scales, opacities, colors):
-            proj = project_gaussians(means, quats, scales, opacities, scene["viewmats"][0],
-                                     scene["Ks"][0], 16, 32)
+            proj = project_gaussians(
+                means, quats, scales, opacities, scene["viewmats"][0], scene["Ks"][0], 16, 32
+            )
             img, trans = composite_image_reference(
-                proj["means2d"], proj["conics"], proj["opacities"], colors, proj["depths"],
-                proj["radii"], 16, 32)
+                proj["means2d"],
+                proj["conics"],
+                proj["opacities"],
+                colors,
+                proj["depths"],
+                proj["radii"],
+                16,
+                32,
+            )
             return jnp.sum(img * weights) + jnp.sum(trans)
 
         args = [jnp.asarray(scene[k]) for k in names]
@@ -195,14 +223,17 @@ def test_bad_values_refused_eagerly_and_culled_under_jit(rng):
         assert int(meta["n_invalid"]) == 1 and np.all(np.isfinite(out)), field
 
 
-@pytest.mark.parametrize("change,message", [
-    (dict(width=0), "image size 0x32 must be positive"),
-    (dict(render_mode="RGBA"), "render_mode='RGBA'"),
-    (dict(backend="cuda"), "backend='cuda'"),
-    (dict(quats=np.zeros((10, 4), np.float32)), r"quats has shape \(10, 4\)"),
-    (dict(viewmats=np.zeros((1, 3, 4), np.float32)), "viewmats has shape"),
-    (dict(colors=np.zeros((160,), np.float32)), "colors has shape"),
-])
+@pytest.mark.parametrize(
+    "change,message",
+    [
+        (dict(width=0), "image size 0x32 must be positive"),
+        (dict(render_mode="RGBA"), "render_mode='RGBA'"),
+        (dict(backend="cuda"), "backend='cuda'"),
+        (dict(quats=np.zeros((10, 4), np.float32)), r"quats has shape \(10, 4\)"),
+        (dict(viewmats=np.zeros((1, 3, 4), np.float32)), "viewmats has shape"),
+        (dict(colors=np.zeros((160,), np.float32)), "colors has shape"),
+    ],
+)
 def test_bad_shapes(rng, change, message):
     scene = make_scene(rng, 160, 48, 32)
     width = change.pop("width", 48)

@@ -78,6 +78,9 @@ class FlameParams:
         return tuple(self.expression.shape[:-1])
 
 
+FLAME_PARAM_FIELDS = tuple(f.name for f in dataclasses.fields(FlameParams))
+"""Field names of :class:`FlameParams` in order (also the per-clip keys of ``flame.npz``)."""
+
 FLAME_PARAM_SIZES = {
     "global_pose": 3,
     "neck_pose": 3,

@@ -29,19 +29,11 @@ from pathlib import Path
 import numpy as np
 
 from ggtalker_jax.errors import InputError
-from ggtalker_jax.types import FlameParams
+from ggtalker_jax.types import FLAME_PARAM_FIELDS, FlameParams
 
 FPS = 25
 SAMPLE_RATE = 16000
-FLAME_KEYS = (
-    "shape",
-    "expression",
-    "global_pose",
-    "neck_pose",
-    "jaw_pose",
-    "eye_pose",
-    "translation",
-)
+FLAME_KEYS = FLAME_PARAM_FIELDS  # the FLAME arrays of flame.npz
 META_KEYS = ("fps", "width", "height", "identity", "language", "voice", "seed", "source")
 
 

@@ -24,7 +24,12 @@ import jax.numpy as jnp
 from ggtalker_jax.errors import InputError
 from ggtalker_jax.flame.model import FlameModel
 from ggtalker_jax.geometry.rotations import axis_angle_to_matrix, rigid_transform
-from ggtalker_jax.types import FlameOutput, FlameParams, check_flame_params
+from ggtalker_jax.types import (
+    FLAME_PARAM_FIELDS,
+    FlameOutput,
+    FlameParams,
+    check_flame_params,
+)
 
 # Full float32 products: GPUs default to TF32 for float32 matmuls (~1e-3 relative error,
 # millimetres on a head).
@@ -33,16 +38,7 @@ _einsum = functools.partial(jnp.einsum, precision=jax.lax.Precision.HIGHEST)
 
 def _broadcast_params(params: FlameParams) -> tuple[tuple[int, ...], dict]:
     """Broadcast every field to one common leading shape ``B``; returns (B, fields)."""
-    names = [
-        "shape",
-        "expression",
-        "global_pose",
-        "neck_pose",
-        "jaw_pose",
-        "eye_pose",
-        "translation",
-    ]
-    fields = {n: jnp.asarray(getattr(params, n), jnp.float32) for n in names}
+    fields = {n: jnp.asarray(getattr(params, n), jnp.float32) for n in FLAME_PARAM_FIELDS}
     batch = jnp.broadcast_shapes(*(f.shape[:-1] for f in fields.values()))
     return batch, {n: jnp.broadcast_to(f, (*batch, f.shape[-1])) for n, f in fields.items()}
 

@@ -25,6 +25,7 @@ import jax
 import jax.numpy as jnp
 from jax.experimental import pallas as pl
 
+from ggtalker_jax.kernels.splat.binning import tile_grid
 from ggtalker_jax.kernels.splat.config import KernelConfig
 from ggtalker_jax.kernels.splat.forward import (
     compiler_params,
@@ -167,7 +168,7 @@ def backward_tiles(
       are :data:`SCALAR_COLUMNS`, then zeros.
     """
     ts = config.tile_size
-    tiles_x, tiles_y = -(-width // ts), -(-height // ts)
+    tiles_x, tiles_y = tile_grid(width, height, ts)
     r = n_images * tiles_x * tiles_y
     n_channels, capacity = gathered["colors"].shape
     n_seg = checkpoints[0].shape[1]

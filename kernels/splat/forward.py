@@ -23,6 +23,7 @@ from jax.experimental import pallas as pl
 # second call of every jitted renderer recompile; import it up front instead.
 from jax.experimental.pallas import fuser as _fuser  # noqa: F401
 
+from ggtalker_jax.kernels.splat.binning import tile_grid
 from ggtalker_jax.kernels.splat.config import KernelConfig
 from ggtalker_jax.kernels.splat.projection import ALPHA_THRESHOLD
 from ggtalker_jax.kernels.splat.reference import MAX_ALPHA, T_STOP
@@ -193,7 +194,7 @@ def forward_tiles(ranges, gathered, n_images: int, width: int, height: int, conf
       backward restarts each segment independently.
     """
     ts = config.tile_size
-    tiles_x, tiles_y = -(-width // ts), -(-height // ts)
+    tiles_x, tiles_y = tile_grid(width, height, ts)
     n_tiles = tiles_x * tiles_y
     r = n_images * n_tiles
     n_pix = ts * ts

@@ -64,7 +64,17 @@ def profile(case: str, config: KernelConfig) -> dict[str, float]:
     proj_fn = jax.jit(lambda *a: project_batch(*a, size, size, 0.01, 1e10, 0.3))
     proj = proj_fn(*args)
     bin_fn = jax.jit(
-        lambda p: bin_gaussians(p["means2d"], p["radii"], p["depths"], size, size, 16, capacity)
+        lambda p: bin_gaussians(
+            p["means2d"],
+            p["radii"],
+            p["depths"],
+            size,
+            size,
+            16,
+            capacity,
+            conics=p["conics"],
+            opacities=p["opacities"],
+        )
     )
     binned = bin_fn(proj)
     flat = lambda p: (
@@ -95,11 +105,12 @@ def profile(case: str, config: KernelConfig) -> dict[str, float]:
     slot = bwd_fn(binned, gathered, trans, last)
     seg_fn = jax.jit(
         lambda s, b: jax.ops.segment_sum(
-            jnp.concatenate([s[0], s[1].T], -1), b["gaussian"], num_segments=n_img * n
+            jnp.concatenate([s[0][:, :6], s[1]], -1), b["gaussian"], num_segments=n_img * n
         )
     )
     return {
         "intersections": int(binned["count"]),
+        "active": int(binned["active"]),
         "project": median_ms(lambda: proj_fn(*args)),
         "bin": median_ms(lambda: bin_fn(proj)),
         "gather": median_ms(lambda: gather_fn(proj, binned)),

@@ -193,7 +193,15 @@ def _render(
         }
     else:
         binned = bin_gaussians(
-            proj["means2d"], proj["radii"], proj["depths"], width, height, tile_size, capacity
+            proj["means2d"],
+            proj["radii"],
+            proj["depths"],
+            width,
+            height,
+            tile_size,
+            capacity,
+            conics=proj["conics"],
+            opacities=proj["opacities"],
         )
         out, t = composite_tiles(
             proj["means2d"].reshape(-1, 2),
@@ -238,6 +246,7 @@ def _render(
         "conics": proj["conics"].reshape(*batch, c, n, 3),
         "n_invalid": jnp.sum(proj["invalid"]) // c,
         "n_intersections": binned["count"],
+        "n_active": binned.get("active", binned["count"]),
         "overflow": binned["overflow"],
         "dropped": binned["dropped"],
     }
@@ -286,7 +295,9 @@ def rasterization(
       ``(render_colors [..., C, H, W, D(+1)], render_alphas [..., C, H, W, 1], meta)``.
       ``meta`` holds ``radii``, ``means2d``, ``depths``, ``conics`` per camera, and
       ``n_invalid`` (Gaussians culled for NaN/Inf, negative scale or zero quaternion),
-      ``n_intersections``, ``overflow`` and ``dropped`` (intersections beyond capacity),
+      ``n_intersections`` (tile-box pairs: what ``capacity`` must hold), ``n_active`` (pairs
+      left to composite after the exact ellipse-tile test; the box count on the reference
+      backend), ``overflow`` and ``dropped`` (intersections beyond capacity),
       ``capacity``. Called eagerly, an overflow is retried once with enough capacity; under
       a caller's ``jit`` it cannot be, so read ``meta["overflow"]`` and raise ``capacity``.
 

@@ -10,11 +10,19 @@ final transmittance, and undoes the compositing one Gaussian at a time:
 * through ``alpha = o exp(-sigma)`` (zero where alpha was clamped to 0.999) to the opacity,
   the conic and the 2D mean.
 
-The six per-pixel scalar terms are placed in the columns of one ``[P, 8]`` block (one-hot
-rows) so a single block reduction sums them over the tile, and the colour terms in a second;
-both are written to the slot's own row: every slot belongs to exactly one tile, so there
-are no atomics; XLA then sums the rows of each Gaussian (one segment sum). Slots no pixel
-reached keep the zeros of the aliased output buffers.
+Per slot the kernel reduces over the tile's pixels only what does not depend on the
+Gaussian's own constants: with ``w = exp(-sigma) dL/dalpha`` (zero where alpha was clamped)
+and ``d = mean2d - pixel`` it stores the raw sums :data:`SCALAR_SUMS` (``w``, ``w dx``,
+``w dy``, ``w dx^2``, ``w dx dy``, ``w dy^2``) and the colour sums; :func:`combine_sums`
+turns them into gradients of the 2D mean, the conic and the opacity after the segment sum
+(the conic and opacity are the same for every slot of a Gaussian in one image).
+
+The per-pixel terms of one slot are packed into one tensor (``jnp.stack`` pairs, which
+Triton lowers to register joins) so each group costs one block-wide reduction, i.e. one
+cross-warp exchange through shared memory, instead of one per term. Every slot belongs to
+exactly one tile, so the sums go to the slot's own row with no atomics; XLA then sums the
+rows of each Gaussian (one segment sum). Slots no pixel reached keep the zeros of the
+aliased output buffers.
 """
 
 from __future__ import annotations
@@ -32,22 +40,49 @@ from ggtalker_jax.kernels.splat.forward import (
     gaussian_alpha,
     launch_order,
     make_exp,
+    padded_channels,
     pixel_centres,
     segment_length,
 )
 from ggtalker_jax.kernels.splat.reference import MAX_ALPHA
 
-# Columns of the per-Gaussian scalar gradients in the [M, 8] output rows.
-SCALAR_COLUMNS = ("mean2d_x", "mean2d_y", "conic_a", "conic_b", "conic_c", "opacity")
+# Columns of the per-slot scalar sums in the [M, 8] output rows (then two zero columns).
+SCALAR_SUMS = ("w", "w_dx", "w_dy", "w_dxdx", "w_dxdy", "w_dydy")
 N_SCALAR = 8  # padded to a power of two for Triton
 
 
+def pack_bits(values):
+    """Stack ``2**k`` equally shaped ``[P]`` vectors into ``[P, 2, ..., 2]`` (k axes) whose
+    row-major flattening of the trailing axes is the list order (axis ``-1`` holds bit 0 of
+    the index). ``jnp.stack`` of two is the one stack Triton lowers (a register join)."""
+    if len(values) == 1:
+        return values[0]
+    if len(values) & (len(values) - 1):
+        raise ValueError(f"pack_bits needs a power-of-two count, got {len(values)}")
+    return jnp.stack([pack_bits(values[0::2]), pack_bits(values[1::2])], axis=-1)
+
+
+def bits_shape(n: int) -> tuple[int, ...]:
+    """Trailing shape of :func:`pack_bits` for ``n`` values."""
+    return (2,) * (n.bit_length() - 1)
+
+
+def combine_sums(sums, conics, opacities):
+    """Gradients of ``(mean2d [G, 2], conic [G, 3], opacity [G])`` from per-Gaussian
+    :data:`SCALAR_SUMS` ``[G, >= 6]`` (``sigma = 0.5 a dx^2 + b dx dy + 0.5 c dy^2`` and
+    ``dL/dsigma = -o w``)."""
+    w, wx, wy, wxx, wxy, wyy = (sums[:, i] for i in range(len(SCALAR_SUMS)))
+    a, b, c = conics[:, 0], conics[:, 1], conics[:, 2]
+    neg_o = -opacities
+    v_mean = neg_o[:, None] * jnp.stack([a * wx + b * wy, b * wx + c * wy], -1)
+    v_conic = neg_o[:, None] * jnp.stack([0.5 * wxx, wxy, 0.5 * wyy], -1)
+    return v_mean, v_conic, w
+
+
 def _store_slot(scalar_ref, col_ref, j, scalars, colors):
-    """Write slot ``j``'s tile-summed gradients (the slot belongs to this tile alone)."""
-    for column, value in enumerate(scalars):
-        scalar_ref[j, column] = value
-    for ch, value in enumerate(colors):
-        col_ref[ch, j] = value
+    """Write slot ``j``'s tile sums (the slot belongs to this tile alone)."""
+    scalar_ref[j] = scalars
+    col_ref[j] = colors
 
 
 def _backward_kernel(
@@ -95,6 +130,8 @@ def _backward_kernel(
     v_trans = vtrans_ref[tile, :]
     gauss_refs = (mx_ref, my_ref, ca_ref, cb_ref, cc_ref, op_ref)
     top = jnp.minimum(jnp.max(last), seg_end)
+    zero = jnp.zeros_like(t_final)
+    n_padded = padded_channels(n_channels)
 
     def cond(carry):
         return carry[0] > seg_start
@@ -105,7 +142,7 @@ def _backward_kernel(
         for u in range(chunk):
             idx = k - 1 - u
             j = jnp.clip(idx, 0, capacity - 1)
-            alpha, ok, dx, dy, sigma, (a, b, c, o) = gaussian_alpha(gauss_refs, j, px, py, exp)
+            alpha, ok, dx, dy, sigma, (_, _, _, o) = gaussian_alpha(gauss_refs, j, px, py, exp)
             ok = ok & (idx < last) & (idx >= seg_start)
             ra = 1.0 / (1.0 - alpha)
             trans = jnp.where(ok, trans * ra, trans)  # T before this Gaussian
@@ -116,18 +153,14 @@ def _backward_kernel(
                 color = col_ref[ch, j]
                 v_alpha = v_alpha + (color * trans - behind[ch] * ra) * v_col[ch]
                 behind[ch] = behind[ch] + fac * color
-                colors.append(jnp.sum(fac * v_col[ch]))
+                colors.append(fac * v_col[ch])
             vis = exp(-sigma)
             live = ok & (o * vis <= MAX_ALPHA)  # no gradient where alpha was clamped
-            v_sigma = jnp.where(live, -o * vis * v_alpha, 0.0)
-            scalars = (
-                jnp.sum(v_sigma * (a * dx + b * dy)),
-                jnp.sum(v_sigma * (b * dx + c * dy)),
-                jnp.sum(0.5 * v_sigma * dx * dx),
-                jnp.sum(v_sigma * dx * dy),
-                jnp.sum(0.5 * v_sigma * dy * dy),
-                jnp.sum(jnp.where(live, vis * v_alpha, 0.0)),
-            )
+            w = jnp.where(live, vis * v_alpha, 0.0)
+            w_dx, w_dy = w * dx, w * dy
+            terms = [w, w_dx, w_dy, w_dx * dx, w_dx * dy, w_dy * dy, zero, zero]
+            scalars = jnp.sum(pack_bits(terms), axis=0)
+            colors = jnp.sum(pack_bits(colors + [zero] * (n_padded - n_channels)), axis=0)
             store = functools.partial(_store_slot, g_scalar, g_col, j, scalars, colors)
             pl.when(idx >= seg_start)(store)
         return k - chunk, trans, tuple(behind)
@@ -164,8 +197,9 @@ def backward_tiles(
       v_color: ``[R, Dp, P]`` and v_trans: ``[R, P]`` cotangents.
 
     Returns:
-      ``(scalar [M, 8], colors [D, M])`` slot-ordered gradients; the columns of ``scalar``
-      are :data:`SCALAR_COLUMNS`, then zeros.
+      ``(sums [M, 8], colors [M, D])`` slot-ordered tile sums: the columns of ``sums`` are
+      :data:`SCALAR_SUMS` then zeros (turned into gradients by :func:`combine_sums`), and
+      ``colors`` the colour gradients.
     """
     ts = config.tile_size
     tiles_x, tiles_y = tile_grid(width, height, ts)
@@ -183,9 +217,11 @@ def backward_tiles(
         n_segments=n_seg,
         exp=make_exp(config),
     )
+    n_padded = padded_channels(n_channels)
+    # Rows of 2 x 2 x ... blocks: the packed reductions store one block per slot.
     zeros = [
-        jnp.zeros((capacity, N_SCALAR), jnp.float32),
-        jnp.zeros((n_channels, capacity), jnp.float32),
+        jnp.zeros((capacity, *bits_shape(N_SCALAR)), jnp.float32),
+        jnp.zeros((capacity, *bits_shape(n_padded)), jnp.float32),
     ]
     whole = pl.no_block_spec  # whole arrays, indexed by tile and slot inside the kernel
     # order, start, end, 6 Gaussian fields, colours, trans, last, v_color, v_trans, 2 checkpoints
@@ -220,4 +256,4 @@ def backward_tiles(
         *checkpoints,
         *zeros,
     )
-    return scalar, color
+    return scalar.reshape(capacity, N_SCALAR), color.reshape(capacity, n_padded)[:, :n_channels]

@@ -6,6 +6,11 @@ with depth order inside each tile, and each tile's range in the sorted list.
    (image, depth-ordered Gaussian) list gives every Gaussian its slots in the buffer.
 3. Fill the buffer: slot k belongs to the last Gaussian whose first slot is <= k (a scatter of
    Gaussian ids at their first slots and a running max), its tile is the k-th of its box.
+   With conics and opacities given, a slot whose tile's pixel centres all lie outside the
+   Gaussian's ``alpha >= 1/255`` ellipse (the exact minimum of the quadratic form over the
+   tile's rectangle, see :func:`ellipse_reaches_tile`) gets the sentinel key instead: the
+   box corners of tilted, elongated splats are never composited. On the head workload this
+   removes about 18% of the box's pairs; the capacity still counts every box pair.
 4. One stable sort of the 32-bit (image, tile) keys: entries of a tile stay in depth order,
    so no depth bits are needed in the key (the multi-image reorder pitfall is avoided).
 5. Tile ranges from a scatter of run starts and ends.
@@ -47,17 +52,69 @@ def count_intersections(means2d, radii, width: int, height: int, tile_size: int)
     return jnp.sum((box[..., 1] - box[..., 0]) * (box[..., 3] - box[..., 2]))
 
 
-def bin_gaussians(means2d, radii, depths, width: int, height: int, tile_size: int, capacity: int):
+# Slack on the sigma threshold of the tile test, so that rounding (and the kernels' fast exp)
+# can never make it drop a pair the kernels would composite.
+SIGMA_SLACK = 0.01
+
+
+def ellipse_reaches_tile(means2d, conics, opacities, tx, ty, width, height, tile_size):
+    """Whether some pixel centre of tile ``(tx, ty)`` may get ``alpha >= 1/255``.
+
+    ``alpha = o exp(-sigma)`` with ``sigma = 0.5 d^T Conic d`` reaches ``1/255`` only where
+    ``sigma <= ln(255 o)``. The minimum of that convex quadratic over the rectangle spanned
+    by the tile's pixel centres is 0 when the mean is inside; else it lies on an edge, where
+    it is a 1-D quadratic minimised in closed form and clamped to the edge. All arguments
+    broadcast elementwise (one entry per slot)."""
+    x0 = (tx * tile_size).astype(jnp.float32) + 0.5
+    y0 = (ty * tile_size).astype(jnp.float32) + 0.5
+    x1 = jnp.minimum(x0 + (tile_size - 1), width - 0.5)
+    y1 = jnp.minimum(y0 + (tile_size - 1), height - 0.5)
+    mx, my = means2d[..., 0], means2d[..., 1]
+    a, b, c = conics[..., 0], conics[..., 1], conics[..., 2]
+    safe_a = jnp.where(a > 0, a, 1.0)
+    safe_c = jnp.where(c > 0, c, 1.0)
+
+    def sigma(dx, dy):
+        return 0.5 * (a * dx * dx + c * dy * dy) + b * dx * dy
+
+    best = jnp.full(mx.shape, jnp.inf, jnp.float32)
+    for ex in (x0, x1):  # vertical edges: dx fixed, best dy = -b dx / c
+        dx = ex - mx
+        dy = jnp.clip(-b * dx / safe_c, y0 - my, y1 - my)
+        best = jnp.minimum(best, sigma(dx, dy))
+    for ey in (y0, y1):  # horizontal edges
+        dy = ey - my
+        dx = jnp.clip(-b * dy / safe_a, x0 - mx, x1 - mx)
+        best = jnp.minimum(best, sigma(dx, dy))
+    inside = (mx >= x0) & (mx <= x1) & (my >= y0) & (my <= y1)
+    limit = jnp.log(jnp.maximum(opacities, 1e-30) / (1.0 / 255.0)) + SIGMA_SLACK
+    return inside | (best <= limit)
+
+
+def bin_gaussians(
+    means2d,
+    radii,
+    depths,
+    width: int,
+    height: int,
+    tile_size: int,
+    capacity: int,
+    conics=None,
+    opacities=None,
+):
     """Bin ``I`` images of ``N`` projected Gaussians into tiles.
 
     Args:
       means2d: ``[I, N, 2]``.  radii: ``[I, N, 2]`` int32 (0 = culled).  depths: ``[I, N]``.
       capacity: static number of intersection slots ``M``.
+      conics: ``[I, N, 3]`` and opacities: ``[I, N]``, optional: drop the box's pairs whose
+        tile the Gaussian never reaches (:func:`ellipse_reaches_tile`).
 
     Returns:
       dict with ``gaussian [M]`` int32 (flat index ``image * N + g`` per sorted slot;
       ``I * N`` in unused slots), ``ranges [I * tiles, 2]`` int32 (start, end) per tile, ``count``
-      (intersections needed), ``overflow`` (bool) and ``dropped`` (int32).
+      (box intersections, what the capacity must hold), ``active`` (pairs kept after the tile
+      test), ``overflow`` (bool) and ``dropped`` (int32).
     """
     n_img, n = depths.shape
     tiles_x, tiles_y = tile_grid(width, height, tile_size)
@@ -87,6 +144,18 @@ def bin_gaussians(means2d, radii, depths, width: int, height: int, tile_size: in
     ty = box[owner, 2] + local // w
     image = flat[owner] // n
     used = slot < total
+    if conics is not None:
+        g = flat[owner]
+        used = used & ellipse_reaches_tile(
+            means2d.reshape(-1, 2)[g],
+            conics.reshape(-1, 3)[g],
+            opacities.reshape(-1)[g],
+            tx,
+            ty,
+            width,
+            height,
+            tile_size,
+        )
     sentinel = jnp.uint32(n_img * n_tiles)
     key = jnp.where(used, (image * n_tiles + ty * tiles_x + tx).astype(jnp.uint32), sentinel)
     key, gaussian = jax.lax.sort((key, flat[owner].astype(jnp.int32)), num_keys=1, is_stable=True)
@@ -113,6 +182,7 @@ def bin_gaussians(means2d, radii, depths, width: int, height: int, tile_size: in
         "gaussian": jnp.where(key_i < n_runs, gaussian, n_img * n),
         "ranges": jnp.stack([start, end], -1),
         "count": total.astype(jnp.int32),
+        "active": jnp.sum(used).astype(jnp.int32),
         "overflow": dropped > 0,
         "dropped": dropped,
     }

@@ -16,16 +16,22 @@ Culled Gaussians get radius 0; their other outputs are finite but meaningless.
 
 from __future__ import annotations
 
-import functools
-
 import jax
 import jax.numpy as jnp
 
 ALPHA_THRESHOLD = 1.0 / 255.0
 
-# Full float32 products: on GPUs a float32 matmul defaults to TF32, whose ~1e-3 relative error
-# moves projected means by a pixel at 512 px and breaks agreement with gsplat.
-_matmul = functools.partial(jnp.matmul, precision=jax.lax.Precision.HIGHEST)
+
+def _matmul(a, b):
+    """``a @ b`` for the tiny per-Gaussian matrices as broadcast products and sums.
+
+    Full float32: on GPUs a float32 matmul defaults to TF32, whose ~1e-3 relative error moves
+    projected means by a pixel at 512 px. And elementwise: a ``dot_general`` over millions of
+    3x3 blocks becomes a batched GEMM call that XLA cannot fuse with the rest.
+    """
+    return jnp.sum(a[..., :, :, None] * b[..., None, :, :], axis=-2)
+
+
 MAX_EXTENT = 3.33
 
 

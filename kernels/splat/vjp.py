@@ -11,7 +11,7 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from ggtalker_jax.kernels.splat.backward import backward_tiles
+from ggtalker_jax.kernels.splat.backward import SCALAR_SUMS, backward_tiles, combine_sums
 from ggtalker_jax.kernels.splat.config import KernelConfig
 from ggtalker_jax.kernels.splat.forward import forward_tiles
 
@@ -56,12 +56,12 @@ def _fwd(means2d, conics, opacities, colors, gaussian, ranges, n_images, width, 
     color, trans, last, *checkpoints = forward_tiles(
         ranges, gathered, n_images, width, height, config
     )
-    residuals = (gathered, gaussian, ranges, trans, last, tuple(checkpoints), means2d.shape[0])
+    residuals = (gathered, gaussian, ranges, trans, last, tuple(checkpoints), conics, opacities)
     return (color, trans), residuals
 
 
 def _bwd(n_images, width, height, config, residuals, cotangents):
-    gathered, gaussian, ranges, trans, last, checkpoints, n_gauss = residuals
+    gathered, gaussian, ranges, trans, last, checkpoints, conics, opacities = residuals
     v_color, v_trans = cotangents
     scalar, color = backward_tiles(
         ranges,
@@ -76,11 +76,15 @@ def _bwd(n_images, width, height, config, residuals, cotangents):
         height,
         config,
     )
-    # One segment sum over [M, 8 + D] rows; sentinel slots (index n_gauss) are dropped.
+    # One segment sum over [M, 6 + D] rows; sentinel slots (index G) are dropped.
+    n_sums = len(SCALAR_SUMS)
     rows = jax.ops.segment_sum(
-        jnp.concatenate([scalar, color.T], -1), gaussian, num_segments=n_gauss
+        jnp.concatenate([scalar[:, :n_sums], color], -1),
+        gaussian,
+        num_segments=opacities.shape[0],
     )
-    return (rows[:, 0:2], rows[:, 2:5], rows[:, 5], rows[:, 8:], None, None)
+    v_mean, v_conic, v_opacity = combine_sums(rows[:, :n_sums], conics, opacities)
+    return (v_mean, v_conic, v_opacity, rows[:, n_sums:], None, None)
 
 
 composite_tiles.defvjp(_fwd, _bwd)

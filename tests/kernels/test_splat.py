@@ -12,6 +12,7 @@ import pytest
 
 from ggtalker_jax.kernels.splat import SplatInputError, rasterization
 from ggtalker_jax.kernels.splat.api import _render
+from ggtalker_jax.kernels.splat.binning import ellipse_reaches_tile
 from ggtalker_jax.kernels.splat.projection import project_gaussians
 from ggtalker_jax.kernels.splat.reference import composite_image_reference
 
@@ -116,6 +117,7 @@ class SplatParity:
         )
         np.testing.assert_allclose(out_a, ref_a, atol=self.atol)
         assert int(meta["n_intersections"]) == int(ref_meta["n_intersections"]) > 0
+        assert 0 < int(meta["n_active"]) <= int(meta["n_intersections"])
         assert not bool(meta["overflow"])
         # Some tiles are empty and some pixels are opaque: the scenes test both paths.
         assert float(np.min(ref_a)) < 1e-6 and float(np.max(ref_a)) > 0.99
@@ -142,6 +144,54 @@ class SplatParity:
 
 class TestPallas(SplatParity):
     backend = "pallas"
+
+
+def test_ellipse_tile_test_keeps_every_reached_tile_and_drops_others(rng):
+    """The exact ellipse-tile test against the alpha rule evaluated at every pixel centre:
+    never drops a tile some pixel of which gets alpha >= 1/255 (it would change the image),
+    and drops a good share of the box's tiles for thin tilted splats."""
+    n, ts, size = 4000, 16, 96
+    means2d = rng.uniform(-10, size + 10, (n, 2)).astype(np.float32)
+    # Thin, tilted ellipses (the box corners miss them) and a few round ones.
+    sx, sy = np.exp(rng.normal(1.5, 0.8, n)), np.exp(rng.normal(0.0, 0.6, n))
+    theta = rng.uniform(0, np.pi, n)
+    cs, sn = np.cos(theta), np.sin(theta)
+    cov = np.stack(
+        [
+            sx**2 * cs**2 + sy**2 * sn**2,
+            (sx**2 - sy**2) * cs * sn,
+            sx**2 * sn**2 + sy**2 * cs**2,
+        ],
+        -1,
+    )
+    det = cov[:, 0] * cov[:, 2] - cov[:, 1] ** 2
+    conics = np.stack([cov[:, 2], -cov[:, 1], cov[:, 0]], -1) / det[:, None]
+    opac = rng.uniform(0.004, 1.0, n)
+    # Tiles around the mean's own, as the box would list them.
+    tx = np.clip(means2d[:, 0] // ts + rng.integers(-2, 3, n), 0, size // ts - 1).astype(int)
+    ty = np.clip(means2d[:, 1] // ts + rng.integers(-2, 3, n), 0, size // ts - 1).astype(int)
+    got = np.asarray(
+        ellipse_reaches_tile(
+            jnp.asarray(means2d),
+            jnp.asarray(conics, jnp.float32),
+            jnp.asarray(opac, jnp.float32),
+            jnp.asarray(tx),
+            jnp.asarray(ty),
+            size,
+            size,
+            ts,
+        )
+    )
+    lane = np.arange(ts) + 0.5
+    px = tx[:, None, None] * ts + lane[None, None, :]
+    py = ty[:, None, None] * ts + lane[None, :, None]
+    dx, dy = px - means2d[:, 0, None, None], py - means2d[:, 1, None, None]
+    a, b, c = (conics[:, i, None, None] for i in range(3))
+    sigma = 0.5 * (a * dx * dx + c * dy * dy) + b * dx * dy
+    reached = (opac[:, None, None] * np.exp(-sigma) >= 1 / 255).any((1, 2))
+    assert 0.2 < reached.mean() < 0.8  # the draw has both kinds
+    assert np.all(got[reached]), "the tile test dropped a tile that a pixel needs"
+    assert (~got[~reached]).mean() > 0.9, "the tile test keeps tiles no pixel reaches"
 
 
 def test_reference_matches_finite_differences(rng):

@@ -4,14 +4,15 @@ with depth order inside each tile, and each tile's range in the sorted list.
 1. Sort each image's Gaussians by depth once (culled ones last).
 2. Count the tiles each Gaussian's box touches; an exclusive cumsum over the flattened
    (image, depth-ordered Gaussian) list gives every Gaussian its slots in the buffer.
-3. Fill the buffer: slot k belongs to the last Gaussian whose first slot is <= k (a scatter of
-   Gaussian ids at their first slots and a running max), its tile is the k-th of its box.
+3. Fill the buffer: slot k belongs to the last Gaussian whose first slot is <= k (ones
+   scattered at first slots, then a cumsum: XLA lowers cumsums on GPUs to one CUB scan),
+   its tile is the k-th of its box.
    With conics and opacities given, a slot whose tile's pixel centres all lie outside the
    Gaussian's ``alpha >= 1/255`` ellipse (the exact minimum of the quadratic form over the
    tile's rectangle, see :func:`ellipse_reaches_tile`) gets the sentinel key instead: the
    box corners of tilted, elongated splats are never composited. On the head workload this
    removes about 18% of the box's pairs; the capacity still counts every box pair.
-4. One stable sort of the 32-bit (image, tile) keys: entries of a tile stay in depth order,
+4. One stable sort of the (image, tile) keys (16 bits when they fit, else 32): entries of a tile stay in depth order,
    so no depth bits are needed in the key (the multi-image reorder pitfall is avoided).
 5. Tile ranges from a scatter of run starts and ends.
 
@@ -119,24 +120,32 @@ def bin_gaussians(
     n_img, n = depths.shape
     tiles_x, tiles_y = tile_grid(width, height, tile_size)
     n_tiles = tiles_x * tiles_y
-    visible = jnp.any(radii > 0, axis=-1)
-    order = jnp.argsort(jnp.where(visible, depths, jnp.inf), axis=-1, stable=True)  # [I, N]
+    n_runs = n_img * n_tiles
+    box = tile_boxes(means2d, radii, width, height, tile_size)  # [I, N, 4]
+    box_counts = (box[..., 1] - box[..., 0]) * (box[..., 3] - box[..., 2])
+    order = jnp.argsort(jnp.where(box_counts > 0, depths, jnp.inf), axis=-1, stable=True)
     flat = (order + n * jnp.arange(n_img, dtype=order.dtype)[:, None]).reshape(-1)
-    box = tile_boxes(means2d, radii, width, height, tile_size).reshape(-1, 4)[flat]
+    box = box.reshape(-1, 4)[flat]
     box_w = box[:, 1] - box[:, 0]
-    counts = box_w * (box[:, 3] - box[:, 2])
+    counts = box_counts.reshape(-1)[flat]
     ends = jnp.cumsum(counts)
     starts = ends - counts
     total = ends[-1]
-    # Slot -> owner: scatter each non-empty owner's position at its first slot, then a
-    # running max carries it over its slots.
+    # Slot -> owner: a 1 at each non-empty owner's first slot (distinct slots), a cumsum
+    # gives the owner's rank among the non-empty ones, and a compaction table maps ranks to
+    # positions. Cumsums lower to CUB scans on GPUs (a running max would not).
+    nonempty = counts > 0
+    rank = jnp.cumsum(nonempty.astype(jnp.int32)) - 1
     pos = jnp.arange(flat.shape[0], dtype=jnp.int32)
-    marks = (
-        jnp.full((capacity,), -1, jnp.int32)
-        .at[jnp.where(counts > 0, starts, capacity)]
-        .max(pos, mode="drop")
+    position = (
+        jnp.zeros_like(pos).at[jnp.where(nonempty, rank, flat.shape[0])].set(pos, mode="drop")
     )
-    owner = jnp.maximum(jax.lax.cummax(marks), 0)
+    marks = (
+        jnp.zeros((capacity,), jnp.int32)
+        .at[jnp.where(nonempty, starts, capacity)]
+        .add(1, mode="drop")
+    )
+    owner = position[jnp.maximum(jnp.cumsum(marks) - 1, 0)]
     slot = jnp.arange(capacity, dtype=jnp.int32)
     local = slot - starts[owner]
     w = jnp.maximum(box_w[owner], 1)
@@ -156,10 +165,12 @@ def bin_gaussians(
             height,
             tile_size,
         )
-    sentinel = jnp.uint32(n_img * n_tiles)
-    key = jnp.where(used, (image * n_tiles + ty * tiles_x + tx).astype(jnp.uint32), sentinel)
+    # The narrowest key that holds every (image, tile) and the sentinel: a 16-bit radix
+    # sort makes half the passes of a 32-bit one.
+    key_type = jnp.uint16 if n_runs < (1 << 16) else jnp.uint32
+    sentinel = jnp.asarray(n_runs, key_type)
+    key = jnp.where(used, (image * n_tiles + ty * tiles_x + tx).astype(key_type), sentinel)
     key, gaussian = jax.lax.sort((key, flat[owner].astype(jnp.int32)), num_keys=1, is_stable=True)
-    n_runs = n_img * n_tiles
     key_i = key.astype(jnp.int32)
     is_start = jnp.concatenate([jnp.ones((1,), bool), key[1:] != key[:-1]])
     is_end = jnp.concatenate([key[1:] != key[:-1], jnp.ones((1,), bool)])

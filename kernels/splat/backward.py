@@ -39,6 +39,7 @@ from ggtalker_jax.kernels.splat.forward import (
     compiler_params,
     gaussian_alpha,
     launch_order,
+    load_chunk,
     make_exp,
     padded_channels,
     pixel_centres,
@@ -115,6 +116,7 @@ def _backward_kernel(
     n_channels,
     n_segments,
     exp,
+    prefetch,
 ):
     program = pl.program_id(0)
     tile = order_ref[program // n_segments]
@@ -128,7 +130,10 @@ def _backward_kernel(
     t_final = trans_ref[tile, :]
     v_col = [vcol_ref[tile, ch, :] for ch in range(n_channels)]  # D x [P]
     v_trans = vtrans_ref[tile, :]
-    gauss_refs = (mx_ref, my_ref, ca_ref, cb_ref, cc_ref, op_ref)
+    colour_rows = [col_ref.at[ch] for ch in range(n_channels)]
+    refs = (mx_ref, my_ref, ca_ref, cb_ref, cc_ref, op_ref, *colour_rows)
+    # Slots k - 1, k - 2, ...: the list is walked back to front.
+    load = functools.partial(load_chunk, refs, step=-1, chunk=chunk, capacity=capacity)
     top = jnp.minimum(jnp.max(last), seg_end)
     zero = jnp.zeros_like(t_final)
     n_padded = padded_channels(n_channels)
@@ -137,12 +142,17 @@ def _backward_kernel(
         return carry[0] > seg_start
 
     def body(carry):
-        k, trans, behind = carry
+        k, trans, behind, params = carry
+        if prefetch:  # the next chunk's loads fly while this one is processed
+            params, upcoming = params, load(k - 1 - chunk)
+        else:
+            params, upcoming = load(k - 1), ()
         behind = list(behind)
         for u in range(chunk):
             idx = k - 1 - u
             j = jnp.clip(idx, 0, capacity - 1)
-            alpha, ok, dx, dy, sigma, (_, _, _, o) = gaussian_alpha(gauss_refs, j, px, py, exp)
+            alpha, ok, dx, dy, vis = gaussian_alpha(params[u], px, py, exp)
+            o = params[u][5]
             ok = ok & (idx < last) & (idx >= seg_start)
             ra = 1.0 / (1.0 - alpha)
             trans = jnp.where(ok, trans * ra, trans)  # T before this Gaussian
@@ -150,11 +160,10 @@ def _backward_kernel(
             v_alpha = -t_final * ra * v_trans
             colors = []
             for ch in range(n_channels):
-                color = col_ref[ch, j]
+                color = params[u][6 + ch]
                 v_alpha = v_alpha + (color * trans - behind[ch] * ra) * v_col[ch]
                 behind[ch] = behind[ch] + fac * color
                 colors.append(fac * v_col[ch])
-            vis = exp(-sigma)
             live = ok & (o * vis <= MAX_ALPHA)  # no gradient where alpha was clamped
             w = jnp.where(live, vis * v_alpha, 0.0)
             w_dx, w_dy = w * dx, w * dy
@@ -163,7 +172,7 @@ def _backward_kernel(
             colors = jnp.sum(pack_bits(colors + [zero] * (n_padded - n_channels)), axis=0)
             store = functools.partial(_store_slot, g_scalar, g_col, j, scalars, colors)
             pl.when(idx >= seg_start)(store)
-        return k - chunk, trans, tuple(behind)
+        return k - chunk, trans, tuple(behind), upcoming
 
     # Start from the segment's end: its transmittance, and the colour composited behind it
     # (final accumulation minus the accumulation up to the segment's end).
@@ -172,7 +181,8 @@ def _backward_kernel(
         ck_acc_ref[tile, n_segments - 1, ch, :] - ck_acc_ref[tile, segment, ch, :]
         for ch in range(n_channels)
     )
-    jax.lax.while_loop(cond, body, (top, trans0, behind0))
+    first = load(top - 1) if prefetch else ()
+    jax.lax.while_loop(cond, body, (top, trans0, behind0, first))
 
 
 def backward_tiles(
@@ -216,6 +226,7 @@ def backward_tiles(
         n_channels=n_channels,
         n_segments=n_seg,
         exp=make_exp(config),
+        prefetch=config.prefetch,
     )
     n_padded = padded_channels(n_channels)
     # Rows of 2 x 2 x ... blocks: the packed reductions store one block per slot.

@@ -12,8 +12,9 @@ with depth order inside each tile, and each tile's range in the sorted list.
    tile's rectangle, see :func:`ellipse_reaches_tile`) gets the sentinel key instead: the
    box corners of tilted, elongated splats are never composited. On the head workload this
    removes about 18% of the box's pairs; the capacity still counts every box pair.
-4. One stable sort of the (image, tile) keys (16 bits when they fit, else 32): entries of a tile stay in depth order,
-   so no depth bits are needed in the key (the multi-image reorder pitfall is avoided).
+4. One stable sort of the (image, tile) keys (16 bits when they fit, else 32): entries of
+   a tile stay in depth order, so no depth bits are needed in the key (the multi-image
+   reorder pitfall is avoided).
 5. Tile ranges from a scatter of run starts and ends.
 
 Slots beyond the number of intersections hold a sentinel key that sorts last. If the boxes

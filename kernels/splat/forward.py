@@ -79,17 +79,28 @@ def forward_warps(n_tiles_total: int, config: KernelConfig) -> int:
     return 4 if n_tiles_total <= 2048 else 2
 
 
-def gaussian_alpha(refs, j, px, py, exp=jnp.exp):
-    """Load slot ``j`` and evaluate its alpha at the pixels (rules of the module docstring
-    of :mod:`reference`). Returns ``(alpha, ok, dx, dy, sigma, (a, b, c, o))``."""
-    mx_ref, my_ref, ca_ref, cb_ref, cc_ref, op_ref = refs
-    a, b, c, o = ca_ref[j], cb_ref[j], cc_ref[j], op_ref[j]
-    dx = mx_ref[j] - px
-    dy = my_ref[j] - py
+def load_chunk(refs, first, step: int, chunk: int, capacity: int):
+    """Scalars of the ``chunk`` slots ``first + step * u``: a tuple per slot with one value
+    per ref (``refs`` are 1-D slot-ordered arrays; indices are clipped to the buffer)."""
+    slots = []
+    for u in range(chunk):
+        j = jnp.clip(first + step * u, 0, capacity - 1)
+        slots.append(tuple(ref[j] for ref in refs))
+    return tuple(slots)
+
+
+def gaussian_alpha(params, px, py, exp=jnp.exp):
+    """Alpha of one slot at the pixels (rules of the module docstring of :mod:`reference`),
+    from its scalars ``(mx, my, a, b, c, o, ...)``. Returns ``(alpha, ok, dx, dy, vis)``
+    with ``vis = exp(-sigma)``."""
+    mx, my, a, b, c, o = params[:6]
+    dx = mx - px
+    dy = my - py
     sigma = 0.5 * (a * dx * dx + c * dy * dy) + b * dx * dy
-    alpha = jnp.minimum(MAX_ALPHA, o * exp(-sigma))
+    vis = exp(-sigma)
+    alpha = jnp.minimum(MAX_ALPHA, o * vis)
     ok = (sigma >= 0.0) & (alpha >= ALPHA_THRESHOLD)
-    return alpha, ok, dx, dy, sigma, (a, b, c, o)
+    return alpha, ok, dx, dy, vis
 
 
 def _forward_kernel(
@@ -117,15 +128,18 @@ def _forward_kernel(
     n_channels,
     n_segments,
     exp,
+    prefetch,
 ):
     tile = order_ref[pl.program_id(0)]
     start, end = start_ref[tile], end_ref[tile]
     px, py = pixel_centres(tile, tiles_x, n_tiles, tile_size)
     n_pix = tile_size * tile_size
-    refs = (mx_ref, my_ref, ca_ref, cb_ref, cc_ref, op_ref)
+    colour_rows = [col_ref.at[ch] for ch in range(n_channels)]
+    refs = (mx_ref, my_ref, ca_ref, cb_ref, cc_ref, op_ref, *colour_rows)
+    load = functools.partial(load_chunk, refs, step=1, chunk=chunk, capacity=capacity)
 
     def cond(carry):
-        k, _, _, _, done = carry
+        k, _, _, _, done, _ = carry
         # "Any pixel still running?" as a max: Triton has no lowering for reduce_and.
         return (k < end) & (jnp.max(jnp.where(done, 0, 1)) > 0)
 
@@ -138,14 +152,17 @@ def _forward_kernel(
             ck_acc[tile, b - 1, ch, :] = acc[ch]
 
     def body(carry):
-        k, trans, acc, last, done = carry
+        k, trans, acc, last, done, params = carry
+        if prefetch:  # the next chunk's loads fly while this one is composited
+            params, upcoming = params, load(k + chunk)
+        else:
+            params, upcoming = load(k), ()
         at_boundary = (k > start) & ((k - start) % seg == 0)
         pl.when(at_boundary)(functools.partial(checkpoint, (k - start) // seg, trans, acc))
         acc = list(acc)
         for u in range(chunk):
             idx = k + u
-            j = jnp.minimum(idx, capacity - 1)
-            alpha, ok, _, _, _, _ = gaussian_alpha(refs, j, px, py, exp)
+            alpha, ok, _, _, _ = gaussian_alpha(params[u], px, py, exp)
             ok = ok & (idx < end) & jnp.logical_not(done)
             next_t = trans * (1.0 - alpha)
             stop = ok & (next_t <= T_STOP)
@@ -154,10 +171,10 @@ def _forward_kernel(
             weight = jnp.where(ok, alpha * trans, 0.0)
             # One [P] accumulator per channel: no 2-D tensors, so no layout conversions.
             for ch in range(n_channels):
-                acc[ch] = acc[ch] + weight * col_ref[ch, j]
+                acc[ch] = acc[ch] + weight * params[u][6 + ch]
             trans = jnp.where(ok, next_t, trans)
             last = jnp.where(ok, idx + 1, last)
-        return k + chunk, trans, tuple(acc), last, done
+        return k + chunk, trans, tuple(acc), last, done, upcoming
 
     zeros = jnp.zeros((n_pix,), jnp.float32)
     init = (
@@ -166,8 +183,9 @@ def _forward_kernel(
         (zeros,) * n_channels,
         jnp.zeros((n_pix,), jnp.int32),
         jnp.zeros((n_pix,), jnp.bool_),
+        load(start) if prefetch else (),
     )
-    k_end, trans, acc, last, _ = jax.lax.while_loop(cond, body, init)
+    k_end, trans, acc, last, _, _ = jax.lax.while_loop(cond, body, init)
     # Boundaries the loop did not reach (list ended or every pixel stopped) hold the final
     # state: nothing changes after k_end.
     for b in range(1, n_segments + 1):
@@ -211,6 +229,7 @@ def forward_tiles(ranges, gathered, n_images: int, width: int, height: int, conf
         n_channels=n_channels,
         n_segments=n_seg,
         exp=make_exp(config),
+        prefetch=config.prefetch,
     )
     out_shape = (
         jax.ShapeDtypeStruct((r, dp, n_pix), jnp.float32),

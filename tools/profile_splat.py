@@ -127,7 +127,7 @@ def main(argv=None):
     p.add_argument("--warps", type=int, default=0, help="forward warps (0 = auto)")
     p.add_argument("--bwd-warps", type=int, default=2)
     p.add_argument("--no-heavy-first", action="store_true")
-    p.add_argument("--no-prefetch", action="store_true", help="load each chunk when used")
+    p.add_argument("--prefetch", action="store_true", help="load the next chunk early")
     p.add_argument("--segments", type=int, default=0, help="backward segments (0 = auto)")
     args = p.parse_args(argv)
     config = KernelConfig(
@@ -136,12 +136,12 @@ def main(argv=None):
         backward_num_warps=args.bwd_warps,
         heavy_first=not args.no_heavy_first,
         backward_segments=args.segments,
-        prefetch=not args.no_prefetch,
+        prefetch=args.prefetch,
     )
     print(
         f"{jax.devices()[0].device_kind}, chunk {args.chunk}, warps {args.warps}, "
         f"backward warps {args.bwd_warps}, heavy first {not args.no_heavy_first}, "
-        f"segments {args.segments or 'auto'}, prefetch {not args.no_prefetch}"
+        f"segments {args.segments or 'auto'}, prefetch {args.prefetch}"
     )
     for case in args.cases.split(","):
         res = profile(case, config)

@@ -44,6 +44,7 @@ from ggtalker_jax.kernels.splat.forward import (
     padded_channels,
     pixel_centres,
     segment_length,
+    slot_loaders,
 )
 from ggtalker_jax.kernels.splat.reference import MAX_ALPHA
 
@@ -130,8 +131,7 @@ def _backward_kernel(
     t_final = trans_ref[tile, :]
     v_col = [vcol_ref[tile, ch, :] for ch in range(n_channels)]  # D x [P]
     v_trans = vtrans_ref[tile, :]
-    colour_rows = [col_ref.at[ch] for ch in range(n_channels)]
-    refs = (mx_ref, my_ref, ca_ref, cb_ref, cc_ref, op_ref, *colour_rows)
+    refs = slot_loaders((mx_ref, my_ref, ca_ref, cb_ref, cc_ref, op_ref), col_ref, n_channels)
     # Slots k - 1, k - 2, ...: the list is walked back to front.
     load = functools.partial(load_chunk, refs, step=-1, chunk=chunk, capacity=capacity)
     top = jnp.minimum(jnp.max(last), seg_end)

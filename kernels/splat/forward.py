@@ -79,13 +79,20 @@ def forward_warps(n_tiles_total: int, config: KernelConfig) -> int:
     return 4 if n_tiles_total <= 2048 else 2
 
 
-def load_chunk(refs, first, step: int, chunk: int, capacity: int):
+def slot_loaders(scalar_refs, col_ref, n_channels: int):
+    """One loader per scalar of a slot: the 1-D refs, then each colour row of ``[D, M]``."""
+    loaders = [lambda j, ref=ref: ref[j] for ref in scalar_refs]
+    loaders += [lambda j, ch=ch: col_ref[ch, j] for ch in range(n_channels)]
+    return loaders
+
+
+def load_chunk(loaders, first, step: int, chunk: int, capacity: int):
     """Scalars of the ``chunk`` slots ``first + step * u``: a tuple per slot with one value
-    per ref (``refs`` are 1-D slot-ordered arrays; indices are clipped to the buffer)."""
+    per loader (indices are clipped to the buffer)."""
     slots = []
     for u in range(chunk):
         j = jnp.clip(first + step * u, 0, capacity - 1)
-        slots.append(tuple(ref[j] for ref in refs))
+        slots.append(tuple(load(j) for load in loaders))
     return tuple(slots)
 
 
@@ -134,8 +141,7 @@ def _forward_kernel(
     start, end = start_ref[tile], end_ref[tile]
     px, py = pixel_centres(tile, tiles_x, n_tiles, tile_size)
     n_pix = tile_size * tile_size
-    colour_rows = [col_ref.at[ch] for ch in range(n_channels)]
-    refs = (mx_ref, my_ref, ca_ref, cb_ref, cc_ref, op_ref, *colour_rows)
+    refs = slot_loaders((mx_ref, my_ref, ca_ref, cb_ref, cc_ref, op_ref), col_ref, n_channels)
     load = functools.partial(load_chunk, refs, step=1, chunk=chunk, capacity=capacity)
 
     def cond(carry):

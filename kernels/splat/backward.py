@@ -51,6 +51,16 @@ from ggtalker_jax.kernels.splat.reference import MAX_ALPHA
 # Columns of the per-slot scalar sums in the [M, 8] output rows (then two zero columns).
 SCALAR_SUMS = ("w", "w_dx", "w_dy", "w_dxdx", "w_dxdy", "w_dydy")
 N_SCALAR = 8  # padded to a power of two for Triton
+# Colour channels per packed reduction: wide features (D = 32) take several groups, which
+# bounds the registers and the size of the join tree Triton compiles.
+COLOR_GROUP = 4
+
+
+def color_groups(n_channels: int) -> tuple[int, int]:
+    """``(channels per group, groups)`` for the packed colour reductions."""
+    n_padded = padded_channels(n_channels)
+    group = min(n_padded, COLOR_GROUP)
+    return group, n_padded // group
 
 
 def pack_bits(values):
@@ -84,7 +94,8 @@ def combine_sums(sums, conics, opacities):
 def _store_slot(scalar_ref, col_ref, j, scalars, colors):
     """Write slot ``j``'s tile sums (the slot belongs to this tile alone)."""
     scalar_ref[j] = scalars
-    col_ref[j] = colors
+    for g, value in enumerate(colors):
+        col_ref[j, g] = value
 
 
 def _backward_kernel(
@@ -136,7 +147,7 @@ def _backward_kernel(
     load = functools.partial(load_chunk, refs, step=-1, chunk=chunk, capacity=capacity)
     top = jnp.minimum(jnp.max(last), seg_end)
     zero = jnp.zeros_like(t_final)
-    n_padded = padded_channels(n_channels)
+    group, n_groups = color_groups(n_channels)
 
     def cond(carry):
         return carry[0] > seg_start
@@ -169,7 +180,11 @@ def _backward_kernel(
             w_dx, w_dy = w * dx, w * dy
             terms = [w, w_dx, w_dy, w_dx * dx, w_dx * dy, w_dy * dy, zero, zero]
             scalars = jnp.sum(pack_bits(terms), axis=0)
-            colors = jnp.sum(pack_bits(colors + [zero] * (n_padded - n_channels)), axis=0)
+            colors += [zero] * (group * n_groups - n_channels)
+            colors = [
+                jnp.sum(pack_bits(colors[g * group : (g + 1) * group]), axis=0)
+                for g in range(n_groups)
+            ]
             store = functools.partial(_store_slot, g_scalar, g_col, j, scalars, colors)
             pl.when(idx >= seg_start)(store)
         return k - chunk, trans, tuple(behind), upcoming
@@ -228,11 +243,11 @@ def backward_tiles(
         exp=make_exp(config),
         prefetch=config.prefetch,
     )
-    n_padded = padded_channels(n_channels)
-    # Rows of 2 x 2 x ... blocks: the packed reductions store one block per slot.
+    group, n_groups = color_groups(n_channels)
+    # Rows of 2 x 2 x ... blocks: the packed reductions store one block per slot and group.
     zeros = [
         jnp.zeros((capacity, *bits_shape(N_SCALAR)), jnp.float32),
-        jnp.zeros((capacity, *bits_shape(n_padded)), jnp.float32),
+        jnp.zeros((capacity, n_groups, *bits_shape(group)), jnp.float32),
     ]
     whole = pl.no_block_spec  # whole arrays, indexed by tile and slot inside the kernel
     # order, start, end, 6 Gaussian fields, colours, trans, last, v_color, v_trans, 2 checkpoints
@@ -267,4 +282,5 @@ def backward_tiles(
         *checkpoints,
         *zeros,
     )
-    return scalar.reshape(capacity, N_SCALAR), color.reshape(capacity, n_padded)[:, :n_channels]
+    color = color.reshape(capacity, group * n_groups)[:, :n_channels]
+    return scalar.reshape(capacity, N_SCALAR), color

@@ -9,13 +9,12 @@ segment sums. Prints median milliseconds per stage (sync after each call).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import statistics
 import time
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
+from bench_splat import make_workload  # tools/ is on sys.path for scripts
 
 from ggtalker_jax.flame import load_flame
 from ggtalker_jax.kernels.splat.backward import backward_tiles
@@ -24,15 +23,6 @@ from ggtalker_jax.kernels.splat.config import KernelConfig
 from ggtalker_jax.kernels.splat.forward import forward_tiles
 from ggtalker_jax.kernels.splat.projection import project_batch
 from ggtalker_jax.kernels.splat.vjp import _gather
-
-
-def _workload():
-    spec = importlib.util.spec_from_file_location(
-        "bench_splat", Path(__file__).with_name("bench_splat.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.make_workload
 
 
 def median_ms(fn, iters=30):
@@ -48,7 +38,7 @@ def median_ms(fn, iters=30):
 
 def profile(case: str, config: KernelConfig) -> dict[str, float]:
     size, n, batch = (int(x) for x in case.split("x"))
-    w = _workload()(load_flame(), n, size, batch)
+    w = make_workload(load_flame(), n, size, batch)
     n_img = batch
     r = lambda x, *d: jnp.asarray(x.reshape(n_img, n, *d))
     args = (

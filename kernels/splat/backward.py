@@ -94,6 +94,9 @@ def combine_sums(sums, conics, opacities):
 def _store_slot(scalar_ref, col_ref, j, scalars, colors):
     """Write slot ``j``'s tile sums (the slot belongs to this tile alone)."""
     scalar_ref[j] = scalars
+    if len(colors) == 1:  # the common case (D <= 4): rows of one block
+        col_ref[j] = colors[0]
+        return
     for g, value in enumerate(colors):
         col_ref[j, g] = value
 
@@ -247,7 +250,9 @@ def backward_tiles(
     # Rows of 2 x 2 x ... blocks: the packed reductions store one block per slot and group.
     zeros = [
         jnp.zeros((capacity, *bits_shape(N_SCALAR)), jnp.float32),
-        jnp.zeros((capacity, n_groups, *bits_shape(group)), jnp.float32),
+        jnp.zeros(
+            (capacity, *((n_groups,) if n_groups > 1 else ()), *bits_shape(group)), jnp.float32
+        ),
     ]
     whole = pl.no_block_spec  # whole arrays, indexed by tile and slot inside the kernel
     # order, start, end, 6 Gaussian fields, colours, trans, last, v_color, v_trans, 2 checkpoints

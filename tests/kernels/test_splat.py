@@ -147,6 +147,19 @@ class TestPallas(SplatParity):
     backend = "pallas"
 
 
+def test_pack_bits_keeps_list_order_and_groups_bound_width(rng):
+    from ggtalker_jax.kernels.splat.backward import bits_shape, color_groups, pack_bits
+
+    for n in (1, 2, 8, 16):
+        values = [jnp.asarray(rng.normal(size=5).astype(np.float32)) for _ in range(n)]
+        packed = pack_bits(values)
+        assert packed.shape == (5, *bits_shape(n))
+        np.testing.assert_array_equal(packed.reshape(5, n), np.stack(values, -1))
+    with pytest.raises(ValueError, match="power-of-two"):
+        pack_bits([jnp.zeros(5)] * 3)
+    assert [color_groups(d) for d in (1, 3, 4, 5, 32)] == [(1, 1), (4, 1), (4, 1), (4, 2), (4, 8)]
+
+
 def test_prefetching_kernels_match_the_reference(rng):
     """``KernelConfig.prefetch`` (next chunk's scalars loaded early) changes only the
     schedule: forward and gradients still match the reference."""

@@ -162,7 +162,17 @@ def test_pack_bits_keeps_list_order_and_groups_bound_width(rng):
 
 def test_prefetching_kernels_match_the_reference(rng):
     """``KernelConfig.prefetch`` (next chunk's scalars loaded early) changes only the
-    schedule: forward and gradients still match the reference."""
+    schedule: forward and gradients still match the reference (interpreted on CPU)."""
+    _check_prefetch(rng)
+
+
+@pytest.mark.gpu
+def test_prefetching_kernels_match_the_reference_on_gpu(rng):
+    """The same, compiled (the prefetch path is off by default, so nothing else runs it)."""
+    _check_prefetch(rng)
+
+
+def _check_prefetch(rng):
     n, w, h, d = 48, 16, 32, 3
     scene = make_scene(rng, n, w, h, d=d)
     on_gpu = jax.default_backend() == "gpu"

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 from bench_splat import make_workload  # tools/ is on sys.path for scripts
 
 from ggtalker_jax.flame import load_flame
-from ggtalker_jax.kernels.splat.backward import backward_tiles
+from ggtalker_jax.kernels.splat.backward import SCALAR_SUMS, backward_tiles
 from ggtalker_jax.kernels.splat.binning import bin_gaussians, default_capacity
 from ggtalker_jax.kernels.splat.config import KernelConfig
 from ggtalker_jax.kernels.splat.forward import forward_tiles
@@ -95,7 +95,9 @@ def profile(case: str, config: KernelConfig) -> dict[str, float]:
     slot = bwd_fn(binned, gathered, trans, last)
     seg_fn = jax.jit(
         lambda s, b: jax.ops.segment_sum(
-            jnp.concatenate([s[0][:, :6], s[1]], -1), b["gaussian"], num_segments=n_img * n
+            jnp.concatenate([s[0][:, : len(SCALAR_SUMS)], s[1]], -1),
+            b["gaussian"],
+            num_segments=n_img * n,
         )
     )
     return {

@@ -186,8 +186,10 @@ def _render(
 
     if backend == "reference":
         color, trans = composite_reference(proj, feat, width, height)
+        count = count_intersections(proj["means2d"], proj["radii"], width, height, tile_size)
         binned = {
-            "count": count_intersections(proj["means2d"], proj["radii"], width, height, tile_size),
+            "count": count,
+            "active": count,
             "overflow": jnp.array(False),
             "dropped": jnp.array(0, jnp.int32),
         }
@@ -246,7 +248,7 @@ def _render(
         "conics": proj["conics"].reshape(*batch, c, n, 3),
         "n_invalid": jnp.sum(proj["invalid"]) // c,
         "n_intersections": binned["count"],
-        "n_active": binned.get("active", binned["count"]),
+        "n_active": binned["active"],
         "overflow": binned["overflow"],
         "dropped": binned["dropped"],
     }

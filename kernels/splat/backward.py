@@ -158,7 +158,7 @@ def _backward_kernel(
     def body(carry):
         k, trans, behind, params = carry
         if prefetch:  # the next chunk's loads fly while this one is processed
-            params, upcoming = params, load(k - 1 - chunk)
+            upcoming = load(k - 1 - chunk)
         else:
             params, upcoming = load(k - 1), ()
         behind = list(behind)

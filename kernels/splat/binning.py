@@ -152,14 +152,14 @@ def bin_gaussians(
     w = jnp.maximum(box_w[owner], 1)
     tx = box[owner, 0] + local % w
     ty = box[owner, 2] + local // w
-    image = flat[owner] // n
+    owner_gaussian = flat[owner]  # flat (image, Gaussian) index
+    image = owner_gaussian // n
     used = slot < total
     if conics is not None:
-        g = flat[owner]
         used = used & ellipse_reaches_tile(
-            means2d.reshape(-1, 2)[g],
-            conics.reshape(-1, 3)[g],
-            opacities.reshape(-1)[g],
+            means2d.reshape(-1, 2)[owner_gaussian],
+            conics.reshape(-1, 3)[owner_gaussian],
+            opacities.reshape(-1)[owner_gaussian],
             tx,
             ty,
             width,
@@ -171,7 +171,9 @@ def bin_gaussians(
     key_type = jnp.uint16 if n_runs < (1 << 16) else jnp.uint32
     sentinel = jnp.asarray(n_runs, key_type)
     key = jnp.where(used, (image * n_tiles + ty * tiles_x + tx).astype(key_type), sentinel)
-    key, gaussian = jax.lax.sort((key, flat[owner].astype(jnp.int32)), num_keys=1, is_stable=True)
+    key, gaussian = jax.lax.sort(
+        (key, owner_gaussian.astype(jnp.int32)), num_keys=1, is_stable=True
+    )
     key_i = key.astype(jnp.int32)
     is_start = jnp.concatenate([jnp.ones((1,), bool), key[1:] != key[:-1]])
     is_end = jnp.concatenate([key[1:] != key[:-1], jnp.ones((1,), bool)])

@@ -160,7 +160,7 @@ def _forward_kernel(
     def body(carry):
         k, trans, acc, last, done, params = carry
         if prefetch:  # the next chunk's loads fly while this one is composited
-            params, upcoming = params, load(k + chunk)
+            upcoming = load(k + chunk)
         else:
             params, upcoming = load(k), ()
         at_boundary = (k > start) & ((k - start) % seg == 0)

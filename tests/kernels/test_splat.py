@@ -75,15 +75,16 @@ def render(scene, width, height, backend, **kw):
     )
 
 
-def grads(scene, width, height, backend, weights, mode="RGB"):
-    names = ("means", "quats", "scales", "opacities", "colors", "backgrounds")
+GRAD_NAMES = ("means", "quats", "scales", "opacities", "colors", "backgrounds")
 
+
+def grads(scene, width, height, backend, weights, mode="RGB", **kw):
     def loss(*args):
-        s = dict(scene, **dict(zip(names, args, strict=True)))
-        img, alpha, _ = render(s, width, height, backend, render_mode=mode)
+        s = dict(scene, **dict(zip(GRAD_NAMES, args, strict=True)))
+        img, alpha, _ = render(s, width, height, backend, render_mode=mode, **kw)
         return jnp.sum(img * weights[0]) + jnp.sum(alpha * weights[1])
 
-    return jax.grad(loss, argnums=tuple(range(len(names))))(*(scene[k] for k in names))
+    return jax.grad(loss, argnums=tuple(range(len(GRAD_NAMES))))(*(scene[k] for k in GRAD_NAMES))
 
 
 def rel_l2(a, b):
@@ -128,8 +129,7 @@ class SplatParity:
         )
         g_ref = grads(scene, w, h, "reference", weights, mode)
         g_out = grads(scene, w, h, self.backend, weights, mode)
-        names = ("means", "quats", "scales", "opacities", "colors", "backgrounds")
-        for name, a, b in zip(names, g_out, g_ref, strict=True):
+        for name, a, b in zip(GRAD_NAMES, g_out, g_ref, strict=True):
             assert np.all(np.isfinite(a)), name
             assert rel_l2(a, b) < self.grad_tol, (name, rel_l2(a, b))
 
@@ -185,17 +185,9 @@ def _check_prefetch(rng):
         rng.normal(size=ref.shape).astype(np.float32),
         rng.normal(size=ref_a.shape).astype(np.float32),
     )
-    names = ("means", "quats", "scales", "opacities", "colors", "backgrounds")
-
-    def loss(backend, **kw):
-        def f(*args):
-            s = dict(scene, **dict(zip(names, args, strict=True)))
-            img, alpha, _ = render(s, w, h, backend, **kw)
-            return jnp.sum(img * weights[0]) + jnp.sum(alpha * weights[1])
-
-        return jax.grad(f, argnums=tuple(range(len(names))))(*(scene[k] for k in names))
-
-    for name, a, b in zip(names, loss("pallas", config=config), loss("reference"), strict=True):
+    g_out = grads(scene, w, h, "pallas", weights, config=config)
+    g_ref = grads(scene, w, h, "reference", weights)
+    for name, a, b in zip(GRAD_NAMES, g_out, g_ref, strict=True):
         assert rel_l2(a, b) < 1e-3, (name, rel_l2(a, b))
 
 

@@ -168,6 +168,26 @@ def bench_gsplat(w, size, iters, weights):
     return res, img, grads
 
 
+def parse_case(text: str) -> tuple[int, int, int]:
+    """``"SIZExNxBATCH"`` -> ``(size, n, batch)``; one clear line for argparse otherwise."""
+    parts = text.strip().split("x")
+    if len(parts) != 3 or not all(p.isdigit() and int(p) > 0 for p in parts):
+        raise argparse.ArgumentTypeError(
+            f"case {text!r}: expected SIZExNxBATCH with positive integers, e.g. 512x100000x8"
+        )
+    size, n, batch = (int(p) for p in parts)
+    return size, n, batch
+
+
+def parse_cases(text: str) -> list[tuple[int, int, int]]:
+    """Comma-separated :func:`parse_case` list."""
+    return [parse_case(case) for case in text.split(",")]
+
+
+def case_name(size: int, n: int, batch: int) -> str:
+    return f"{size}x{n}x{batch}"
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--out", help="write results as JSON here")
@@ -175,6 +195,7 @@ def main(argv=None):
     p.add_argument("--no-gsplat", action="store_true", help="time ours only")
     p.add_argument(
         "--cases",
+        type=parse_cases,
         default="512x100000x1,512x100000x8,1024x300000x1",
         help="comma-separated SIZExNxBATCH",
     )
@@ -184,11 +205,16 @@ def main(argv=None):
     model = load_flame()
     rows = []
     device = jax.devices()[0].device_kind
-    for case in args.cases.split(","):
-        size, n, batch = (int(x) for x in case.split("x"))
+    for size, n, batch in args.cases:
         w = make_workload(model, n, size, batch)
         ours, img, grads, weights = bench_ours(w, size, args.iters, capacity=None)
-        row = {"case": case, "size": size, "n": n, "batch": batch, "ours": ours}
+        row = {
+            "case": case_name(size, n, batch),
+            "size": size,
+            "n": n,
+            "batch": batch,
+            "ours": ours,
+        }
         if not args.no_gsplat:
             theirs, gimg, ggrads = bench_gsplat(w, size, args.iters, weights)
             row["gsplat"] = theirs

@@ -14,7 +14,7 @@ import time
 
 import jax
 import jax.numpy as jnp
-from bench_splat import make_workload  # tools/ is on sys.path for scripts
+from bench_splat import case_name, make_workload, parse_cases  # tools/ is on sys.path
 
 from ggtalker_jax.flame import load_flame
 from ggtalker_jax.kernels.splat.backward import SCALAR_SUMS, backward_tiles
@@ -36,8 +36,7 @@ def median_ms(fn, iters=30):
     return statistics.median(times)
 
 
-def profile(case: str, config: KernelConfig) -> dict[str, float]:
-    size, n, batch = (int(x) for x in case.split("x"))
+def profile(size: int, n: int, batch: int, config: KernelConfig) -> dict[str, float]:
     w = make_workload(load_flame(), n, size, batch)
     n_img = batch
     r = lambda x, *d: jnp.asarray(x.reshape(n_img, n, *d))
@@ -114,7 +113,12 @@ def profile(case: str, config: KernelConfig) -> dict[str, float]:
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--cases", default="512x100000x1,512x100000x8")
+    p.add_argument(
+        "--cases",
+        type=parse_cases,
+        default="512x100000x1,512x100000x8",
+        help="comma-separated SIZExNxBATCH",
+    )
     p.add_argument("--chunk", type=int, default=16)
     p.add_argument("--warps", type=int, default=0, help="forward warps (0 = auto)")
     p.add_argument("--bwd-warps", type=int, default=2)
@@ -135,10 +139,10 @@ def main(argv=None):
         f"backward warps {args.bwd_warps}, heavy first {not args.no_heavy_first}, "
         f"segments {args.segments or 'auto'}, prefetch {args.prefetch}"
     )
-    for case in args.cases.split(","):
-        res = profile(case, config)
+    for case in args.cases:
+        res = profile(*case, config)
         print(
-            case,
+            case_name(*case),
             " ".join(
                 f"{k}={v:.3f}" if isinstance(v, float) else f"{k}={v}" for k, v in res.items()
             ),

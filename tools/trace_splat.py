@@ -15,7 +15,7 @@ import argparse
 import jax
 import jax.numpy as jnp
 import numpy as np
-from bench_splat import make_workload  # tools/ is on sys.path for scripts
+from bench_splat import case_name, make_workload, parse_case  # tools/ is on sys.path
 
 from ggtalker_jax.flame import load_flame
 from ggtalker_jax.kernels.splat import rasterization
@@ -25,11 +25,11 @@ FIELDS = ("means", "quats", "scales", "opacities", "colors")
 
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--case", default="512x100000x8", help="SIZExNxBATCH")
+    p.add_argument("--case", type=parse_case, default="512x100000x8", help="SIZExNxBATCH")
     p.add_argument("--iters", type=int, default=20)
     p.add_argument("--forward-only", action="store_true")
     args = p.parse_args(argv)
-    size, n, batch = (int(x) for x in args.case.split("x"))
+    size, n, batch = args.case
     w = make_workload(load_flame(), n, size, batch)
     inputs = [jnp.asarray(w[k]) for k in FIELDS]
     view, k = jnp.asarray(w["viewmats"]), jnp.asarray(w["Ks"])
@@ -48,7 +48,7 @@ def main(argv=None):
     for _ in range(args.iters):
         out = step(*inputs)
     jax.block_until_ready(out)
-    print(f"{args.case}: {args.iters} steps done on {jax.devices()[0].device_kind}")
+    print(f"{case_name(*args.case)}: {args.iters} steps done on {jax.devices()[0].device_kind}")
 
 
 if __name__ == "__main__":

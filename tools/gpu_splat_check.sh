@@ -43,8 +43,8 @@ if [ "$bench" = 1 ]; then
 fi
 status=0
 if [ "$tests" = 1 ]; then
-    python3 -m pytest -m gpu tests/kernels -q -p no:cacheprovider -rA 2>&1 |
-        tee "$out/gpu_tests.log" | grep -E "PASSED|FAILED|ERROR|SKIPPED|passed|failed|skipped"
+    python3 -m pytest -m gpu tests/kernels -q -p no:cacheprovider -rA --durations=0 2>&1 |
+        tee "$out/gpu_tests.log" | grep -E "PASSED|FAILED|ERROR|SKIPPED|passed|failed|skipped|s call"
     status=${PIPESTATUS[0]}
     # Every gpu test skips where JAX sees no GPU: that is a failure here.
     grep -q "[0-9] passed" "$out/gpu_tests.log" || { echo "no GPU test ran"; status=1; }

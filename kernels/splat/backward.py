@@ -239,7 +239,7 @@ def backward_tiles(
         tiles_x=tiles_x,
         n_tiles=tiles_x * tiles_y,
         tile_size=ts,
-        chunk=config.chunk,
+        chunk=config.unroll(n_channels),
         capacity=capacity,
         n_channels=n_channels,
         n_segments=n_seg,

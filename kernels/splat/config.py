@@ -4,6 +4,11 @@ from __future__ import annotations
 
 import dataclasses
 
+# Channels at which ``chunk`` is unrolled in full. The unrolled body grows with chunk x
+# channels and Triton's compile time grows faster still: on an H100, D = 32 at chunk 16
+# took 52 s to compile the forward alone (D = 3: 4 s), so wide colours unroll fewer slots.
+UNROLL_CHANNELS = 4
+
 
 @dataclasses.dataclass(frozen=True)
 class KernelConfig:
@@ -11,7 +16,9 @@ class KernelConfig:
 
     Attributes:
       tile_size: tile side in pixels (power of two; 16 = 256 pixels per program).
-      chunk: Gaussians per loop iteration, unrolled in the kernel body.
+      chunk: Gaussians per loop iteration, unrolled in the kernel body, for up to
+        :data:`UNROLL_CHANNELS` colour channels; wider colours divide it (see
+        :meth:`unroll`).
       num_warps: warps per forward program (Triton); 0 = 4 when an image batch has at most
         2048 tiles (fewer, longer programs), else 2.
       backward_num_warps: warps per backward program (its block reductions are warp
@@ -45,3 +52,11 @@ class KernelConfig:
                 continue
             if value < 1 or value & (value - 1):
                 raise ValueError(f"KernelConfig.{name}={value} must be a power of two")
+
+    def unroll(self, n_channels: int) -> int:
+        """Slots per kernel loop iteration for ``n_channels`` colour channels: ``chunk``
+        up to :data:`UNROLL_CHANNELS` channels, divided by the padded channel count's
+        ratio to it above (at least 1). Forward and backward use the same value, since
+        the backward segments start at the forward's chunk boundaries."""
+        padded = 1 << max(0, (n_channels - 1).bit_length())
+        return max(1, self.chunk * UNROLL_CHANNELS // max(UNROLL_CHANNELS, padded))

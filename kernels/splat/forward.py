@@ -230,7 +230,7 @@ def forward_tiles(ranges, gathered, n_images: int, width: int, height: int, conf
         tiles_x=tiles_x,
         n_tiles=n_tiles,
         tile_size=ts,
-        chunk=config.chunk,
+        chunk=config.unroll(n_channels),
         capacity=capacity,
         n_channels=n_channels,
         n_segments=n_seg,

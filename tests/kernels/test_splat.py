@@ -358,3 +358,9 @@ class TestPallasGPU(SplatParity):
     backend = "pallas"
     atol = 1e-4
     grad_tol = 1e-3
+
+
+def test_unroll_shrinks_with_wide_colours():
+    config = KernelConfig(chunk=16)
+    assert [config.unroll(d) for d in (1, 3, 4, 5, 8, 32, 64, 256)] == [16, 16, 16, 8, 8, 2, 1, 1]
+    assert KernelConfig(chunk=4).unroll(32) == 1

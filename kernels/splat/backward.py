@@ -34,14 +34,13 @@ import jax.numpy as jnp
 from jax.experimental import pallas as pl
 
 from ggtalker_jax.kernels.splat.binning import tile_grid
-from ggtalker_jax.kernels.splat.config import KernelConfig
+from ggtalker_jax.kernels.splat.config import KernelConfig, padded_channels
 from ggtalker_jax.kernels.splat.forward import (
     compiler_params,
     gaussian_alpha,
     launch_order,
     load_chunk,
     make_exp,
-    padded_channels,
     pixel_centres,
     segment_length,
     slot_loaders,

@@ -10,6 +10,11 @@ import dataclasses
 UNROLL_CHANNELS = 4
 
 
+def padded_channels(n_channels: int) -> int:
+    """Triton blocks are powers of two: the channel count rounded up."""
+    return 1 << max(0, (n_channels - 1).bit_length())
+
+
 @dataclasses.dataclass(frozen=True)
 class KernelConfig:
     """Kernel tuning knobs (all static: a change recompiles).
@@ -58,5 +63,5 @@ class KernelConfig:
         up to :data:`UNROLL_CHANNELS` channels, divided by the padded channel count's
         ratio to it above (at least 1). Forward and backward use the same value, since
         the backward segments start at the forward's chunk boundaries."""
-        padded = 1 << max(0, (n_channels - 1).bit_length())
+        padded = padded_channels(n_channels)
         return max(1, self.chunk * UNROLL_CHANNELS // max(UNROLL_CHANNELS, padded))

@@ -24,7 +24,7 @@ from jax.experimental import pallas as pl
 from jax.experimental.pallas import fuser as _fuser  # noqa: F401
 
 from ggtalker_jax.kernels.splat.binning import tile_grid
-from ggtalker_jax.kernels.splat.config import KernelConfig
+from ggtalker_jax.kernels.splat.config import KernelConfig, padded_channels
 from ggtalker_jax.kernels.splat.projection import ALPHA_THRESHOLD
 from ggtalker_jax.kernels.splat.reference import MAX_ALPHA, T_STOP
 
@@ -290,8 +290,3 @@ def launch_order(ranges, config: KernelConfig):
     if not config.heavy_first:
         return jnp.arange(ranges.shape[0], dtype=jnp.int32)
     return jnp.argsort(ranges[:, 0] - ranges[:, 1], stable=True).astype(jnp.int32)
-
-
-def padded_channels(n_channels: int) -> int:
-    """Triton blocks are powers of two: the channel count rounded up."""
-    return 1 << max(0, (n_channels - 1).bit_length())

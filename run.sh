@@ -39,8 +39,15 @@ have=$(cat .venv/.setup-stamp 2>/dev/null || true)
 # A test install holds everything the demo needs.
 if [ "$have" != "$stamp" ] && [ "$have" != "$stamp[test]" ]; then
   echo "run.sh: installing ggtalker-jax$extra into .venv (first run takes a few minutes)" >&2
-  .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e ".$extra"
+  # pip's own chatter (and setuptools' note on every editable install) goes to a log that is
+  # shown only if the install fails.
+  log=.venv/install.log
+  if ! { .venv/bin/python -m pip install -q --upgrade pip &&
+         .venv/bin/python -m pip install -q -e ".$extra"; } >"$log" 2>&1; then
+    cat "$log" >&2
+    echo "run.sh: the install failed (log above, also in $log)" >&2
+    exit 1
+  fi
   echo "$stamp" > .venv/.setup-stamp
 fi
 

@@ -14,7 +14,14 @@ def _mapped_packages() -> list[str]:
     return found
 
 
+# Folders of data files that python could import as namespace packages; listed so that
+# setuptools ships them without a warning (their files: package-data in pyproject.toml).
+DATA_PACKAGES = ["ggtalker_jax.flame.assets"]
+
 setup(
-    packages=find_packages(include=["ggtalker_jax", "ggtalker_jax.*"]) + _mapped_packages(),
+    packages=find_packages(include=["ggtalker_jax", "ggtalker_jax.*"])
+    + DATA_PACKAGES
+    + _mapped_packages(),
     package_dir=MAPPED,
+    license="Apache-2.0",
 )

@@ -7,16 +7,20 @@ User mistakes (:class:`ggtalker_jax.errors.InputError`) print one line and exit 
 from __future__ import annotations
 
 import argparse
+import errno
 import sys
 import time
-from pathlib import Path
 
+from ggtalker_jax.config import (
+    MAX_CLIPS,
+    MAX_CLIPS_PER_IDENTITY,
+    MAX_IDENTITIES,
+    MAX_RESOLUTION,
+    MAX_SECONDS,
+    MAX_SEED,
+    MAX_VIEWS,
+)
 from ggtalker_jax.errors import InputError
-
-
-def _refuse_existing(path: Path, force: bool) -> None:
-    if path.exists() and not force:
-        raise InputError(f"{path}: already exists; pass --force to overwrite it")
 
 
 def _load_model(path: str | None):
@@ -27,7 +31,9 @@ def _load_model(path: str | None):
 
 def cmd_flame_convert(args) -> None:
     from ggtalker_jax.flame import convert_flame
+    from ggtalker_jax.outputs import output_file
 
+    output_file(args.out, args.force, what="out.npz", suffixes=(".npz",))
     model = convert_flame(
         args.model,
         args.out,
@@ -54,16 +60,16 @@ def cmd_flame_convert(args) -> None:
 
 def cmd_flame_preview(args) -> None:
     from ggtalker_jax.config import load_config
+    from ggtalker_jax.outputs import atomic_file, output_file
     from ggtalker_jax.render.preview import default_cells, render_preview_grid
 
-    out = Path(args.out)
-    _refuse_existing(out, args.force)
+    out = output_file(args.out, args.force, what="--out", suffixes=(".png",))
     config = load_config(args.config, args.set)
     model = _load_model(args.model or config.flame_model)
     cells = default_cells(model, config.preview.expression_strength)
     image = render_preview_grid(model, cells, config.preview.cell_size)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    image.save(out)
+    with atomic_file(out) as tmp:
+        image.save(tmp)
     print(
         f"wrote {out} ({image.width}x{image.height}, {len(cells)} expressions x "
         f"{len(cells[0])} poses of {model.source})"
@@ -81,7 +87,9 @@ def cmd_demo(args) -> None:
 
 def cmd_world(args) -> None:
     from ggtalker_jax.data.world import WorldConfig, write_world
+    from ggtalker_jax.outputs import output_dir
 
+    out = output_dir(args.out)
     config = WorldConfig(
         identities=args.identities,
         clips_per_identity=args.clips_per_identity,
@@ -94,10 +102,10 @@ def cmd_world(args) -> None:
     )
     model = _load_model(args.model)
     start = time.perf_counter()
-    written = write_world(args.out, model, config, force=args.force)
+    written = write_world(out, model, config, force=args.force)
     total = config.identities * config.clips_per_identity
     print(
-        f"world {args.out}: {total} clips ({len(written)} new, {total - len(written)} kept) "
+        f"world {out}: {total} clips ({len(written)} new, {total - len(written)} kept) "
         f"of {config.seconds:g} s at {config.resolution}x{config.resolution}"
         f"{'' if config.video else ' (audio + FLAME only)'} in "
         f"{time.perf_counter() - start:.1f} s"
@@ -141,13 +149,34 @@ def build_parser() -> argparse.ArgumentParser:
 
     world = sub.add_parser("world", help="synthetic clips: speech, FLAME motion, exact frames")
     world.add_argument("--out", required=True, help="output folder (resumable)")
-    world.add_argument("--identities", type=int, default=2, help="people (default 2)")
     world.add_argument(
-        "--clips-per-identity", type=int, default=2, help="clips per person (default 2)"
+        "--identities",
+        type=int,
+        default=2,
+        help=f"people, 1 to {MAX_IDENTITIES} (default 2)",
     )
-    world.add_argument("--seconds", type=float, default=4.0, help="clip length (default 4)")
-    world.add_argument("--resolution", type=int, default=256, help="frame side (default 256)")
-    world.add_argument("--seed", type=int, default=0, help="world seed (default 0)")
+    world.add_argument(
+        "--clips-per-identity",
+        type=int,
+        default=2,
+        help=f"clips per person, 1 to {MAX_CLIPS_PER_IDENTITY}, at most {MAX_CLIPS} clips in "
+        "all (default 2)",
+    )
+    world.add_argument(
+        "--seconds",
+        type=float,
+        default=4.0,
+        help=f"clip length, 0.4 to {MAX_SECONDS} (default 4)",
+    )
+    world.add_argument(
+        "--resolution",
+        type=int,
+        default=256,
+        help=f"frame side, even, 32 to {MAX_RESOLUTION} (default 256)",
+    )
+    world.add_argument(
+        "--seed", type=int, default=0, help=f"world seed, 0 to {MAX_SEED} (default 0)"
+    )
     world.add_argument(
         "--languages",
         default="en",
@@ -158,23 +187,47 @@ def build_parser() -> argparse.ArgumentParser:
         "--views",
         type=int,
         default=0,
-        help="extra cameras per clip, novel-view ground truth (default 0)",
+        help=f"extra cameras per clip, novel-view ground truth, 0 to {MAX_VIEWS} (default 0)",
     )
     world.add_argument(
         "--no-video", action="store_true", help="audio + FLAME only (audio-prior data)"
     )
     world.add_argument("--model", help="FLAME .pkl/.npz with UVs (default: the shipped head)")
     world.add_argument(
-        "--force", action="store_true", help="replace what the folder holds (start afresh)"
+        "--force",
+        action="store_true",
+        help="replace a world of other settings (start afresh); never removes files that "
+        "ggtalker did not write",
     )
     world.set_defaults(func=cmd_world)
 
     demo = sub.add_parser("demo", help="the main job on the embedded default (writes DIR/...)")
     demo.add_argument("--out", default="out", help="output folder (default: out)")
-    demo.add_argument("--force", action="store_true", help="overwrite existing outputs")
+    demo.add_argument(
+        "--force", action="store_true", help="overwrite the outputs of an earlier demo"
+    )
     _add_config_args(demo)
     demo.set_defaults(func=cmd_demo)
     return parser
+
+
+# Failures of the file system that a user causes or fixes (a full disk, a read-only mount,
+# a permission): one line like any other user mistake, not a traceback.
+_USER_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+
+
+def user_mistake(error: BaseException) -> str | None:
+    """The one line to print for a user mistake, or ``None`` for a bug (keeps its traceback).
+
+    The kernels' ``SplatInputError`` counts too; it is looked up only if the kernels were
+    imported, so ``--help`` does not pay for importing JAX.
+    """
+    splat = sys.modules.get("ggtalker_jax.kernels.splat.api")
+    if isinstance(error, InputError) or (splat and isinstance(error, splat.SplatInputError)):
+        return str(error)
+    if isinstance(error, OSError) and error.errno in _USER_ERRNOS:
+        return f"{error.filename or ''}: {error.strerror}"
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -183,12 +236,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         args.func(args)
-    except InputError as e:
-        print(f"ggtalker: error: {e}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("ggtalker: interrupted", file=sys.stderr)
         return 130
+    except Exception as e:
+        line = user_mistake(e)
+        if line is None:
+            raise
+        print(f"ggtalker: error: {line}", file=sys.stderr)
+        return 2
     return 0
 
 

@@ -10,12 +10,25 @@ from __future__ import annotations
 import dataclasses
 import importlib
 import json
+import math
 import types
 import typing
 
 from ggtalker_jax.errors import InputError
 
 CONFIG_NAMES = ("tiny", "h100")
+
+# Bounds of the synthetic world (``ggtalker world`` and the demo): past them a request takes
+# days or cannot fit in memory, and a typo (an extra zero) should be refused at once instead
+# of hanging. ``ggtalker world --help`` prints them; the world also checks one clip's memory
+# against what is free before it starts.
+MAX_IDENTITIES = 100_000
+MAX_CLIPS_PER_IDENTITY = 10_000
+MAX_CLIPS = 1_000_000
+MAX_SECONDS = 600
+MAX_RESOLUTION = 2048
+MAX_VIEWS = 8
+MAX_SEED = 2**32 - 1
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,12 +74,12 @@ class DemoConfig:
     def __post_init__(self):
         _check(0.4 <= self.seconds <= 60, "demo.seconds", self.seconds, "between 0.4 and 60")
         _check(
-            self.resolution >= 32 and self.resolution % 2 == 0,
+            32 <= self.resolution <= MAX_RESOLUTION and self.resolution % 2 == 0,
             "demo.resolution",
             self.resolution,
-            "an even number >= 32",
+            f"an even number from 32 to {MAX_RESOLUTION}",
         )
-        _check(0 <= self.views <= 8, "demo.views", self.views, "between 0 and 8")
+        _check(0 <= self.views <= MAX_VIEWS, "demo.views", self.views, f"between 0 and {MAX_VIEWS}")
         _check(bool(self.language.strip()), "demo.language", self.language, "an espeak voice")
         _check(1 <= self.grid_frames <= 16, "demo.grid_frames", self.grid_frames, "1 to 16")
 
@@ -88,6 +101,9 @@ class Config:
     flame_model: str = ""
     preview: PreviewConfig = dataclasses.field(default_factory=PreviewConfig)
     demo: DemoConfig = dataclasses.field(default_factory=DemoConfig)
+
+    def __post_init__(self):
+        _check(0 <= self.seed <= MAX_SEED, "seed", self.seed, f"an integer from 0 to {MAX_SEED}")
 
     def to_json(self) -> str:
         """The resolved config as JSON (written next to outputs and checkpoints)."""
@@ -129,6 +145,12 @@ def _override(obj, path: list[str], value: str, full_key: str):
         if not dataclasses.is_dataclass(current):
             raise InputError(f"--set {full_key}: {path[0]!r} has no sub-keys")
         return dataclasses.replace(obj, **{path[0]: _override(current, path[1:], value, full_key)})
+    if dataclasses.is_dataclass(current):
+        sub = ", ".join(f"{full_key}.{f.name}" for f in dataclasses.fields(current))
+        raise InputError(
+            f"--set {full_key}={value}: {path[0]!r} is a section, not a value; set one of its "
+            f"fields: {sub}"
+        )
     hint = typing.get_type_hints(type(obj))[path[0]]
     return dataclasses.replace(obj, **{path[0]: _parse(value, hint, full_key)})
 
@@ -141,9 +163,11 @@ def _parse(value: str, hint, full_key: str):
             if value.lower() not in ("true", "false", "1", "0"):
                 raise ValueError(value)
             return value.lower() in ("true", "1")
+        if hint is float and not math.isfinite(float(value)):
+            raise ValueError(value)
         if hint in (int, float, str):
             return hint(value)
-        return hint(json.loads(value))
-    except (ValueError, TypeError, json.JSONDecodeError):
-        name = getattr(hint, "__name__", str(hint))
+    except (ValueError, TypeError):
+        name = {int: "integer", float: "finite number"}.get(hint, getattr(hint, "__name__", hint))
         raise InputError(f"--set {full_key}={value!r}: not a valid {name}") from None
+    raise InputError(f"--set {full_key}: fields of type {hint} cannot be set from the command line")

@@ -9,7 +9,7 @@ expressions and poses) and ``metrics.json`` (facts measured on what was made).
 from __future__ import annotations
 
 import json
-import shutil
+import os
 import time
 from pathlib import Path
 
@@ -17,8 +17,19 @@ import numpy as np
 
 from ggtalker_jax.config import Config
 from ggtalker_jax.errors import InputError
+from ggtalker_jax.outputs import (
+    atomic_file,
+    output_dir,
+    remove_path,
+    require_memory,
+    write_text_atomic,
+)
 
-OUTPUTS = ("demo.mp4", "demo_grid.png", "head_preview.png", "metrics.json", "config.json", "world")
+# Moved into place in this order once all are complete; metrics.json, last, marks a finished
+# demo.
+OUTPUTS = ("world", "config.json", "head_preview.png", "demo_grid.png", "demo.mp4", "metrics.json")
+STAGE = "demo.partial"
+_STAGE_MARK = "stage.json"
 
 
 def _timed(timings: dict, name: str):
@@ -32,42 +43,111 @@ def _timed(timings: dict, name: str):
     return _Timer()
 
 
+def _is_own_output(path: Path) -> bool:
+    """Whether an existing ``DIR/<output name>`` is something a demo writes (and so may be
+    replaced): a file for the file names, a ggtalker world for ``world``."""
+    from ggtalker_jax.data.world import read_world_stamp
+
+    if path.is_symlink():
+        return False
+    if path.name == "world":
+        return path.is_dir() and read_world_stamp(path) is not None
+    return path.is_file()
+
+
+def _claim(out_dir: Path, force: bool) -> Path:
+    """Check ``out_dir`` before any work and return the staging folder.
+
+    Existing demo outputs are replaced only with ``force``, except those an interrupted run
+    of the demo moved in (its staging folder is still there and no ``metrics.json`` says it
+    finished). A path with an output's name that the demo would not write (a folder named
+    ``demo.mp4``, a ``world`` that is not a ggtalker world) is refused, ``force`` or not.
+    """
+    stage = out_dir / STAGE
+    mark = stage / _STAGE_MARK
+    if stage.exists() and not (stage.is_dir() and mark.is_file()):
+        raise InputError(
+            f"{stage}: exists but is not a ggtalker demo's staging folder; move it away or "
+            "choose another --out"
+        )
+    existing = [out_dir / n for n in OUTPUTS if (out_dir / n).exists()]
+    for path in existing:
+        if not _is_own_output(path):
+            raise InputError(
+                f"{path}: is not a ggtalker demo output, so the demo will not replace it, "
+                "even with --force; move it away or choose another --out"
+            )
+    interrupted = stage.is_dir() and not (out_dir / "metrics.json").exists()
+    if existing and not force and not interrupted:
+        raise InputError(
+            f"{existing[0]}: already exists; pass --force to overwrite the demo outputs, or "
+            "choose another --out"
+        )
+    return stage
+
+
+def _open_stage(stage: Path, world_stamp: str) -> None:
+    """Create the staging folder, keeping a world there that an interrupted run of the same
+    settings left (it resumes); everything else in it is rebuilt."""
+    from ggtalker_jax.data.world import STAMP
+
+    stage.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(stage / _STAGE_MARK, json.dumps({"ggtalker": "demo staging"}) + "\n")
+    world = stage / "world"
+    keep = world.is_dir() and (world / STAMP).is_file()
+    keep = keep and (world / STAMP).read_text(encoding="utf-8").strip() == world_stamp
+    for entry in stage.iterdir():
+        if entry.name != _STAGE_MARK and not (keep and entry.name == "world"):
+            remove_path(entry)
+
+
+def _publish(stage: Path, out_dir: Path) -> None:
+    """Move the finished outputs from ``stage`` into ``out_dir``, ``metrics.json`` last, then
+    remove ``stage``. Files are replaced by one rename each; the world folder by two."""
+    for name in OUTPUTS:
+        src, dst = stage / name, out_dir / name
+        if src.is_dir():
+            old = stage / f"{name}.old"
+            remove_path(old)
+            if dst.exists():
+                dst.rename(old)
+            src.rename(dst)
+            remove_path(old)
+        else:
+            os.replace(src, dst)
+    remove_path(stage)
+
+
 def run_demo(out_dir: str | Path, config: Config, force: bool = False, progress: bool = True):
-    """Build the demo world under ``out_dir/world`` and write the demo outputs.
+    """Build the demo world and write the demo outputs into ``out_dir``.
+
+    Everything is made in ``out_dir/demo.partial/`` and moved into ``out_dir`` when complete,
+    so a killed demo leaves no output that looks finished, and its rerun (same command, no
+    ``--force``) carries on: a world the killed run finished is kept.
 
     Args:
       out_dir: output folder (created); an existing output is refused unless ``force``.
       config: the resolved config (``config.demo`` sizes the world, ``config.preview`` the
         head preview).
-      force: replace existing outputs.
+      force: replace existing outputs (only the demo's own: see :func:`_claim`).
       progress: show the world's progress bar.
 
     Returns:
       The metrics dict (also written to ``out_dir/metrics.json``).
 
     Raises:
-      InputError: an output exists and ``force`` is not set; an unknown voice.
+      InputError: an output exists and ``force`` is not set, an output path holds something
+        the demo did not write, an unwritable ``out_dir``, an unknown voice, or a demo too
+        large for the free memory.
     """
     from ggtalker_jax.audio.speech import check_voice
-    from ggtalker_jax.data.clip import FPS, read_clip
-    from ggtalker_jax.data.video import probe_media, write_mp4
-    from ggtalker_jax.data.world import WorldConfig, clip_name, write_world
-    from ggtalker_jax.eval import inner_lip_distance, landmarks_on_mask, lip_energy_report
-    from ggtalker_jax.flame import flame_forward, load_flame
-    from ggtalker_jax.render.preview import default_cells, render_preview_grid
-    from ggtalker_jax.render.sheets import contact_sheet
+    from ggtalker_jax.data.world import WorldConfig, world_stamp_text
+    from ggtalker_jax.flame import load_flame
 
-    out_dir = Path(out_dir)
-    existing = [name for name in OUTPUTS if (out_dir / name).exists()]
-    if existing and not force:
-        raise InputError(
-            f"{out_dir / existing[0]}: already exists; pass --force to overwrite the demo "
-            f"outputs, or choose another --out"
-        )
+    out_dir = output_dir(out_dir)
+    stage = _claim(out_dir, force)
     demo = config.demo
     check_voice(demo.language)
-    timings: dict[str, float] = {}
-    start = time.perf_counter()
     model = load_flame(config.flame_model or None)
     world = WorldConfig(
         identities=1,
@@ -78,21 +158,53 @@ def run_demo(out_dir: str | Path, config: Config, force: bool = False, progress:
         languages=(demo.language,),
         views=demo.views,
     )
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for name in existing:  # force: start clean
-        path = out_dir / name
-        shutil.rmtree(path) if path.is_dir() else path.unlink()
+    _check_demo_memory(world)
+    _open_stage(stage, world_stamp_text(model, world))
+    metrics = _make_outputs(stage, out_dir, model, world, config, progress)
+    _publish(stage, out_dir)
+    return metrics
 
+
+def _check_demo_memory(world) -> None:
+    from ggtalker_jax.data.world import check_world_inputs, clip_memory_bytes
+
+    check_world_inputs(world)
+    # The world's clip, read back, plus the side-by-side video frames.
+    cameras = 1 + world.views
+    need = clip_memory_bytes(world) + cameras * world.n_frames * world.resolution**2 * 8
+    require_memory(
+        need,
+        f"demo: {world.n_frames} frames x {cameras} cameras at "
+        f"{world.resolution}x{world.resolution}",
+        "lower demo.seconds, demo.resolution or demo.views (--set demo.resolution=256)",
+    )
+
+
+def _make_outputs(stage: Path, out_dir: Path, model, world, config: Config, progress: bool):
+    """Write every demo output into ``stage``; returns the metrics (paths as published)."""
+    from ggtalker_jax.data.clip import FPS, read_clip
+    from ggtalker_jax.data.video import probe_media, write_mp4
+    from ggtalker_jax.data.world import clip_name, write_world
+    from ggtalker_jax.eval import inner_lip_distance, landmarks_on_mask, lip_energy_report
+    from ggtalker_jax.flame import flame_forward
+    from ggtalker_jax.render.preview import default_cells, render_preview_grid
+    from ggtalker_jax.render.sheets import contact_sheet
+
+    demo = config.demo
+    timings: dict[str, float] = {}
+    start = time.perf_counter()
     with _timed(timings, "world_s"):
-        write_world(out_dir / "world", model, world, force=force, progress=progress)
-    clip_dir = out_dir / "world" / clip_name(0, 0)
+        write_world(stage / "world", model, world, progress=progress)
+    clip_dir = stage / "world" / clip_name(0, 0)
     with _timed(timings, "read_back_s"):
         clip = read_clip(clip_dir)  # validates what was written
 
     with _timed(timings, "video_s"):
         cameras = [clip.frames, *(v.frames for v in clip.views)]
         side_by_side = np.concatenate(cameras, axis=2)
-        write_mp4(out_dir / "demo.mp4", side_by_side, FPS, audio_path=clip_dir / "audio.wav")
+        with atomic_file(stage / "demo.mp4") as tmp:
+            write_mp4(tmp, side_by_side, FPS, audio_path=clip_dir / "audio.wav")
+        del side_by_side
 
     with _timed(timings, "grid_s"):
         t = clip.n_frames
@@ -103,13 +215,13 @@ def run_demo(out_dir: str | Path, config: Config, force: bool = False, progress:
             row_labels=names,
             col_labels=[f"t={i / FPS:.2f} s" for i in picks],
         )
-        sheet.save(out_dir / "demo_grid.png")
+        with atomic_file(stage / "demo_grid.png") as tmp:
+            sheet.save(tmp)
 
     with _timed(timings, "head_preview_s"):
         cells = default_cells(model, config.preview.expression_strength)
-        render_preview_grid(model, cells, config.preview.cell_size).save(
-            out_dir / "head_preview.png"
-        )
+        with atomic_file(stage / "head_preview.png") as tmp:
+            render_preview_grid(model, cells, config.preview.cell_size).save(tmp)
 
     with _timed(timings, "metrics_s"):
         landmarks = np.asarray(flame_forward(model, clip.flame).landmarks)
@@ -121,12 +233,12 @@ def run_demo(out_dir: str | Path, config: Config, force: bool = False, progress:
             on_head[f"view{k + 1}"] = float(
                 landmarks_on_mask(landmarks, view.viewmat, view.K, view.head_mask).mean()
             )
-        video = probe_media(out_dir / "demo.mp4")
+        video = probe_media(stage / "demo.mp4")
         wav = probe_media(clip_dir / "audio.wav")
     timings["total_s"] = round(time.perf_counter() - start, 2)
 
     metrics = {
-        "clip": str(clip_dir),
+        "clip": str(out_dir / "world" / clip_name(0, 0)),
         "identity": clip.meta["identity"],
         "language": clip.meta["language"],
         "frames": t,
@@ -155,8 +267,8 @@ def run_demo(out_dir: str | Path, config: Config, force: bool = False, progress:
         "timings_s": timings,
         "config": config.name,
     }
-    (out_dir / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
-    (out_dir / "config.json").write_text(config.to_json() + "\n")
+    write_text_atomic(stage / "config.json", config.to_json() + "\n")
+    write_text_atomic(stage / "metrics.json", json.dumps(metrics, indent=2) + "\n")
     return metrics
 
 

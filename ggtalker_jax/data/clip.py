@@ -24,6 +24,8 @@ import dataclasses
 import json
 import os
 import shutil
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -155,20 +157,51 @@ def write_clip(folder: str | os.PathLike, clip: Clip, force: bool = False) -> Pa
     return folder
 
 
-def read_flame_npz(
-    path: Path, n_frames: int | None = None
-) -> tuple[FlameParams, np.ndarray, np.ndarray]:
-    """Read and validate ``flame.npz``: ``(params, viewmat [T, 4, 4], K [T, 3, 3])``."""
+def load_npz(path: Path, keys: tuple[str, ...], what: str) -> dict[str, np.ndarray]:
+    """Every array of an ``.npz`` (no pickles), with one line for a missing, truncated or
+    corrupt file or a missing array.
+
+    Args:
+      path: the file.
+      keys: arrays that must be there.
+      what: what the file is, for the message (``"a FLAME parameter file"``).
+    """
     if not path.is_file():
         raise InputError(f"{path}: no such file")
     try:
         with np.load(path, allow_pickle=False) as z:
             data = {k: z[k] for k in z.files}
-    except (ValueError, OSError, EOFError) as e:
-        raise InputError(f"{path}: not a readable .npz ({e})") from None
-    missing = [k for k in (*FLAME_KEYS, "viewmat", "K") if k not in data]
+    # A damaged zip fails in the zip layer, the zlib layer or numpy's header parser.
+    except (ValueError, OSError, EOFError, zipfile.BadZipFile, zlib.error, KeyError) as e:
+        raise InputError(f"{path}: not readable as {what} ({type(e).__name__}: {e})") from None
+    missing = [k for k in keys if k not in data]
     if missing:
-        raise InputError(f"{path}: missing arrays {missing}")
+        raise InputError(f"{path}: missing arrays {missing} (it holds {sorted(data)}); not {what}")
+    return data
+
+
+def _check_finite(path: Path, data: dict[str, np.ndarray]) -> None:
+    for key, value in data.items():
+        if not np.issubdtype(value.dtype, np.number) and value.dtype != np.bool_:
+            raise InputError(f"{path}: '{key}' has dtype {value.dtype}, expected numbers")
+        if not np.all(np.isfinite(value)):
+            bad = int(value.size - np.count_nonzero(np.isfinite(value)))
+            raise InputError(f"{path}: '{key}' holds {bad} NaN/Inf value(s)")
+
+
+def _check_cameras(path: Path, viewmat: np.ndarray, K: np.ndarray, t: int) -> None:
+    for key, arr, shape in (("viewmat", viewmat, (t, 4, 4)), ("K", K, (t, 3, 3))):
+        if arr.shape != shape:
+            raise InputError(
+                f"{path}: '{key}' has shape {arr.shape}, expected {shape} (one per frame)"
+            )
+
+
+def read_flame_npz(
+    path: Path, n_frames: int | None = None
+) -> tuple[FlameParams, np.ndarray, np.ndarray]:
+    """Read and validate ``flame.npz``: ``(params, viewmat [T, 4, 4], K [T, 3, 3])``."""
+    data = load_npz(path, (*FLAME_KEYS, "viewmat", "K"), "a FLAME parameter file")
     t = data["expression"].shape[0] if data["expression"].ndim == 2 else -1
     want = {
         "global_pose": (t, 3),
@@ -176,25 +209,100 @@ def read_flame_npz(
         "jaw_pose": (t, 3),
         "eye_pose": (t, 6),
         "translation": (t, 3),
-        "viewmat": (t, 4, 4),
-        "K": (t, 3, 3),
     }
+    if t < 0:
+        raise InputError(
+            f"{path}: 'expression' has shape {data['expression'].shape}, expected [T, E]"
+        )
     for key, shape in want.items():
-        if t < 0 or data[key].shape != shape:
+        if data[key].shape != shape:
             raise InputError(
                 f"{path}: '{key}' has shape {data[key].shape}, expected {shape} "
                 f"(T = {t} frames from 'expression')"
             )
+    _check_cameras(path, data["viewmat"], data["K"], t)
     if data["shape"].ndim != 1:
         raise InputError(f"{path}: 'shape' has shape {data['shape'].shape}, expected [S]")
-    for key, value in data.items():
-        if not np.all(np.isfinite(value)):
-            bad = int(value.size - np.count_nonzero(np.isfinite(value)))
-            raise InputError(f"{path}: '{key}' holds {bad} NaN/Inf value(s)")
+    _check_finite(path, data)
     if n_frames is not None and t != n_frames:
         raise InputError(f"{path}: {t} frames of FLAME parameters but {n_frames} video frames")
     params = FlameParams(**{k: data[k].astype(np.float32) for k in FLAME_KEYS})
     return params, data["viewmat"].astype(np.float32), data["K"].astype(np.float32)
+
+
+def read_meta(path: Path) -> dict:
+    """``meta.json`` as a dict: UTF-8 JSON holding an object, or one line saying what it is."""
+    if not path.is_file():
+        raise InputError(f"{path}: no such file (every clip has a meta.json)")
+    try:
+        meta = json.loads(path.read_bytes().decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise InputError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
+    except json.JSONDecodeError as e:
+        raise InputError(f"{path}: not valid JSON ({e})") from None
+    if not isinstance(meta, dict):
+        raise InputError(
+            f"{path}: holds a JSON {type(meta).__name__}, expected an object with "
+            f"{', '.join(META_KEYS)}"
+        )
+    fps = meta.get("fps", FPS)
+    if type(fps) not in (int, float) or fps != FPS:
+        raise InputError(
+            f"{path}: fps is {fps!r}, but the clip format is {FPS} fps; re-encode the video "
+            f"at {FPS} fps and fix meta.json"
+        )
+    return meta
+
+
+def _check_meta_size(path: Path, meta: dict, frames: np.ndarray) -> None:
+    h, w = frames.shape[1:3]
+    for key, actual in (("width", w), ("height", h)):
+        if key in meta and (type(meta[key]) is not int or meta[key] != actual):
+            raise InputError(
+                f"{path}: {key} is {meta[key]!r}, but frames.mp4 is {w}x{h}; fix meta.json"
+            )
+
+
+def _read_background(path: Path, size: tuple[int, int]) -> np.ndarray | None:
+    if not path.exists():
+        return None
+    from PIL import Image, UnidentifiedImageError
+
+    try:
+        with Image.open(path) as image:
+            background = np.asarray(image.convert("RGB"))
+    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
+        raise InputError(f"{path}: not a readable image ({type(e).__name__}: {e})") from None
+    if background.shape[:2] != size:
+        raise InputError(
+            f"{path}: is {background.shape[1]}x{background.shape[0]}, but the frames are "
+            f"{size[1]}x{size[0]}"
+        )
+    return background
+
+
+def _read_view(vdir: Path, frames: np.ndarray) -> View:
+    """One extra camera, checked against the main camera's frames."""
+    from ggtalker_jax.data.video import read_mp4
+
+    t, h, w = frames.shape[:3]
+    vframes, _ = read_mp4(vdir / "frames.mp4")
+    if vframes.shape[1:3] != (h, w):
+        raise InputError(
+            f"{vdir / 'frames.mp4'}: frames are {vframes.shape[2]}x{vframes.shape[1]}, but the "
+            f"clip's frames.mp4 is {w}x{h}; every camera of a clip has one size"
+        )
+    if vframes.shape[0] != t:
+        raise InputError(
+            f"{vdir / 'frames.mp4'}: {vframes.shape[0]} frames, but the clip has {t} frames"
+        )
+    cam_path = vdir / "camera.npz"
+    cam = load_npz(cam_path, ("viewmat", "K"), "a camera file")
+    _check_cameras(cam_path, cam["viewmat"], cam["K"], t)
+    _check_finite(cam_path, cam)
+    vhead, vtorso = _read_masks(vdir / "masks.npz", vframes.shape[:3])
+    viewmat, K = cam["viewmat"].astype(np.float32), cam["K"].astype(np.float32)
+    return View(vframes, viewmat, K, vhead, vtorso)
 
 
 def read_clip(folder: str | os.PathLike, load_video: bool = True) -> Clip:
@@ -214,20 +322,15 @@ def read_clip(folder: str | os.PathLike, load_video: bool = True) -> Clip:
     folder = Path(folder)
     if not folder.is_dir():
         raise InputError(f"{folder}: no such clip folder")
-    meta_path = folder / "meta.json"
-    if not meta_path.is_file():
-        raise InputError(f"{meta_path}: no such file (every clip has a meta.json)")
-    try:
-        meta = json.loads(meta_path.read_text())
-    except json.JSONDecodeError as e:
-        raise InputError(f"{meta_path}: not valid JSON ({e})") from None
+    meta = read_meta(folder / "meta.json")
     audio, _ = read_wav(folder / "audio.wav", SAMPLE_RATE)
     frames = None
     # A clip written with --no-video says so in its meta; any other clip must have frames.
-    if load_video and meta.get("video", True):
+    if load_video and meta.get("video", True) is not False:
         from ggtalker_jax.data.video import read_mp4
 
         frames, _ = read_mp4(folder / "frames.mp4")
+        _check_meta_size(folder / "meta.json", meta, frames)
     n_frames = None if frames is None else frames.shape[0]
     flame, viewmat, K = read_flame_npz(folder / "flame.npz", n_frames)
     check_lengths(flame.expression.shape[0], audio.shape[0], str(folder / "audio.wav"))
@@ -235,23 +338,10 @@ def read_clip(folder: str | os.PathLike, load_video: bool = True) -> Clip:
     views = []
     if frames is not None:
         head, torso = _read_masks(folder / "masks.npz", frames.shape[:3])
-        if (folder / "bg.png").exists():
-            from PIL import Image
-
-            background = np.asarray(Image.open(folder / "bg.png").convert("RGB"))
-        for vdir in sorted((folder / "views").glob("*"), key=lambda p: (len(p.name), p.name)):
-            vframes, _ = read_mp4(vdir / "frames.mp4")
-            cam = np.load(vdir / "camera.npz") if (vdir / "camera.npz").exists() else None
-            if cam is None:
-                raise InputError(f"{vdir / 'camera.npz'}: no such file")
-            if vframes.shape[0] != frames.shape[0] or cam["viewmat"].shape[0] != frames.shape[0]:
-                raise InputError(
-                    f"{vdir}: {vframes.shape[0]} frames and "
-                    f"{cam['viewmat'].shape[0]} cameras, but the clip has "
-                    f"{frames.shape[0]} frames"
-                )
-            vhead, vtorso = _read_masks(vdir / "masks.npz", vframes.shape[:3])
-            views.append(View(vframes, cam["viewmat"], cam["K"], vhead, vtorso))
+        background = _read_background(folder / "bg.png", frames.shape[1:3])
+        view_dirs = [p for p in (folder / "views").glob("*") if p.is_dir()]
+        for vdir in sorted(view_dirs, key=lambda p: (len(p.name), p.name)):
+            views.append(_read_view(vdir, frames))
     return Clip(
         frames=frames,
         audio=audio,
@@ -269,14 +359,11 @@ def read_clip(folder: str | os.PathLike, load_video: bool = True) -> Clip:
 def _read_masks(path: Path, shape: tuple[int, int, int]):
     if not path.is_file():
         return None, None
-    try:
-        with np.load(path, allow_pickle=False) as z:
-            head, torso = z["head"], z["torso"]
-    except (KeyError, ValueError, OSError, EOFError) as e:
-        raise InputError(f"{path}: not a readable masks file ({e})") from None
-    for name, mask in (("head", head), ("torso", torso)):
+    data = load_npz(path, ("head", "torso"), "a masks file")
+    for name in ("head", "torso"):
+        mask = data[name]
         if mask.shape != tuple(shape) or mask.dtype != np.uint8:
             raise InputError(
-                f"{path}: '{name}' is {mask.shape} {mask.dtype}, expected " f"{tuple(shape)} uint8"
+                f"{path}: '{name}' is {mask.shape} {mask.dtype}, expected {tuple(shape)} uint8"
             )
-    return head, torso
+    return data["head"], data["torso"]

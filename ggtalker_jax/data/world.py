@@ -11,6 +11,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
+import re
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
@@ -19,6 +20,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from ggtalker_jax.config import (
+    MAX_CLIPS,
+    MAX_CLIPS_PER_IDENTITY,
+    MAX_IDENTITIES,
+    MAX_RESOLUTION,
+    MAX_SECONDS,
+    MAX_SEED,
+    MAX_VIEWS,
+)
 from ggtalker_jax.data import scene
 from ggtalker_jax.data.clip import FPS, SAMPLE_RATE, Clip, View, write_clip
 from ggtalker_jax.data.corpus import sentences_for
@@ -26,8 +36,18 @@ from ggtalker_jax.data.texture import UVMaps, make_texture, make_uv_maps
 from ggtalker_jax.errors import InputError
 from ggtalker_jax.flame.lbs import flame_forward
 from ggtalker_jax.flame.model import FlameModel
+from ggtalker_jax.outputs import (
+    output_dir,
+    partial_name,
+    refuse_foreign,
+    remove_owned,
+    require_memory,
+    write_text_atomic,
+)
 from ggtalker_jax.render.mesh_render import render_textured_meshes
 from ggtalker_jax.types import FlameParams
+
+STAMP = "world.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -61,21 +81,32 @@ class WorldConfig:
 
     def __post_init__(self):
         checks = [
-            (self.identities >= 1, "identities", "an integer >= 1"),
-            (self.clips_per_identity >= 1, "clips_per_identity", "an integer >= 1"),
-            (0.4 <= self.seconds <= 600, "seconds", "between 0.4 and 600"),
+            (1 <= self.identities <= MAX_IDENTITIES, "identities", f"1 to {MAX_IDENTITIES}"),
             (
-                self.resolution >= 32 and self.resolution % 2 == 0,
+                1 <= self.clips_per_identity <= MAX_CLIPS_PER_IDENTITY,
+                "clips_per_identity",
+                f"1 to {MAX_CLIPS_PER_IDENTITY}",
+            ),
+            (
+                self.identities * self.clips_per_identity <= MAX_CLIPS,
+                "clips_per_identity",
+                f"at most {MAX_CLIPS} clips in all (identities x clips_per_identity)",
+            ),
+            (0.4 <= self.seconds <= MAX_SECONDS, "seconds", f"between 0.4 and {MAX_SECONDS}"),
+            (
+                32 <= self.resolution <= MAX_RESOLUTION and self.resolution % 2 == 0,
                 "resolution",
-                "an even number >= 32 (H.264 needs even sizes)",
+                f"an even number from 32 to {MAX_RESOLUTION} (H.264 needs even sizes)",
             ),
+            (0 <= self.seed <= MAX_SEED, "seed", f"an integer from 0 to {MAX_SEED}"),
             (len(self.languages) >= 1, "languages", "at least one espeak voice"),
-            (0 <= self.views <= 8, "views", "between 0 and 8"),
+            (0 <= self.views <= MAX_VIEWS, "views", f"between 0 and {MAX_VIEWS}"),
             (
-                self.texture_size == 0 or self.texture_size >= 64,
+                self.texture_size == 0 or 64 <= self.texture_size <= 4096,
                 "texture_size",
-                "0 (auto) or >= 64",
+                "0 (auto) or 64 to 4096",
             ),
+            (0 <= self.shape_scale <= 10, "shape_scale", "between 0 and 10"),
         ]
         for ok, name, want in checks:
             if not ok:
@@ -373,12 +404,35 @@ def clip_name(identity_index: int, clip_index: int) -> str:
     return f"id{identity_index:03d}/clip{clip_index:03d}"
 
 
+def clip_memory_bytes(config: WorldConfig) -> int:
+    """Peak host memory of making one clip, estimated (bytes).
+
+    Every camera's frames and masks stay in memory until the clip is written (5 bytes a
+    pixel), the camera being rendered is held twice while its chunks are joined, one chunk of
+    25 frames of z-buffer state is live (about 64 bytes a pixel), and the UV texture is held
+    as uint8 and float32.
+    """
+    if not config.video:
+        return 64 * 2**20
+    pixels = config.resolution**2
+    cameras = 1 + config.views
+    frames = (cameras + 1) * config.n_frames * pixels * 5
+    return frames + 25 * pixels * 64 + 2 * config.texture_side**2 * 3 * 5
+
+
 def check_world_inputs(config: WorldConfig) -> None:
-    """Refuse, before any work, what would only fail midway (an unknown espeak voice)."""
+    """Refuse, before any work, what would only fail midway: an unknown espeak voice, or a
+    clip too large for the memory that is free."""
     from ggtalker_jax.audio.speech import check_voice
 
     for voice in dict.fromkeys(config.languages):
         check_voice(voice)
+    require_memory(
+        clip_memory_bytes(config),
+        f"world: one clip ({config.n_frames} frames x {1 + config.views} cameras at "
+        f"{config.resolution}x{config.resolution})",
+        "lower --seconds, --resolution or --views",
+    )
 
 
 def iter_world(
@@ -406,26 +460,64 @@ def iter_world(
                 yield name, generate_clip(model, identity, config, i, j)
 
 
+_ID_DIR = re.compile(r"id\d{3,}")
+_CLIP_DIR = re.compile(r"clip\d{3,}(\.partial)?")
+_WORLD_PARTS = "a world (world.json and its idNNN/clipMMM folders)"
+
+
+def _owned_by_world(entry: Path) -> bool:
+    """Whether ``entry`` (a child of a world folder) is something :func:`write_world` writes."""
+    if entry.name in (STAMP, partial_name(Path(STAMP)).name):
+        return entry.is_file()
+    if _ID_DIR.fullmatch(entry.name) and entry.is_dir() and not entry.is_symlink():
+        return all(_CLIP_DIR.fullmatch(c.name) and c.is_dir() for c in entry.iterdir())
+    return False
+
+
+def world_stamp_text(model: FlameModel, config: WorldConfig) -> str:
+    """The text of ``world.json`` for this world: what makes two worlds the same."""
+    import json
+
+    return json.dumps({"config": dataclasses.asdict(config), "model": model.source}, sort_keys=True)
+
+
+def read_world_stamp(out: Path) -> dict | None:
+    """The ``world.json`` of a world folder as a dict, or ``None`` if there is none or it is
+    not one ggtalker wrote (not UTF-8 JSON with ``config`` and ``model``)."""
+    import json
+
+    try:
+        stamp = json.loads((out / STAMP).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return None
+    return stamp if isinstance(stamp, dict) and {"config", "model"} <= set(stamp) else None
+
+
 def _prepare_out(out: Path, stamp_text: str, force: bool) -> None:
-    """Make ``out`` ready: new, empty, or this same world (resume); anything else is refused
-    unless ``force`` (which removes it)."""
-    stamp = out / "world.json"
-    if out.exists() and not out.is_dir():
-        if not force:
-            raise InputError(f"{out}: is a file, not a folder; pass --force to replace it")
-        out.unlink()
-    elif out.exists() and any(out.iterdir()):
-        same = stamp.is_file() and stamp.read_text().strip() == stamp_text
-        if force:
-            shutil.rmtree(out)
+    """Make ``out`` ready: new, empty, or a world (resumed when it is this same world).
+
+    A folder is a world when its ``world.json`` is ggtalker's and it holds nothing else that
+    ggtalker did not write; anything else is refused, ``--force`` or not, so ``--force`` can
+    never delete a user's files. Another world is replaced only with ``--force``, unless it
+    has no finished clip yet: then a corrected rerun after a failure simply starts over.
+    """
+    stamp = out / STAMP
+    if out.is_dir() and any(out.iterdir()):
+        if read_world_stamp(out) is None:
+            refuse_foreign(out, lambda p: False, _WORLD_PARTS)
+        refuse_foreign(out, _owned_by_world, _WORLD_PARTS)
+        same = stamp.read_text(encoding="utf-8").strip() == stamp_text
+        finished = any(p.is_file() for p in out.glob("id*/clip*/meta.json"))
+        if force or (not same and not finished):
+            remove_owned(out, _owned_by_world, _WORLD_PARTS)
         elif not same:
-            what = "a different world" if stamp.is_file() else "other files"
             raise InputError(
-                f"{out}: already holds {what}; pass --force to replace it, or choose another --out"
+                f"{out}: already holds a different world (other settings or model); pass "
+                "--force to replace it, or choose another --out"
             )
     out.mkdir(parents=True, exist_ok=True)
-    stamp.write_text(stamp_text + "\n")
-    for partial in sorted(out.rglob("*.partial"), reverse=True):
+    write_text_atomic(stamp, stamp_text + "\n")
+    for partial in sorted(out.glob("id*/clip*.partial"), reverse=True):
         shutil.rmtree(partial, ignore_errors=True)
 
 
@@ -440,22 +532,18 @@ def write_world(
 
     Safe to interrupt and rerun: each clip is built in ``clipMMM.partial`` and renamed when
     complete, so finished clips are kept and a partial one is redone. ``out`` must be new,
-    empty, or hold this same world (its ``world.json``: config and model); anything else is
-    refused with one line unless ``force`` is set, which replaces it.
+    empty, or a world ggtalker wrote: this same world is resumed, another one is replaced only
+    with ``force`` (unless none of its clips was finished). A folder holding anything else is
+    refused with one line, ``force`` or not: ``force`` removes only what ggtalker wrote.
 
     Returns:
       the clip folders written by this call (not those kept).
     """
-    import json
-
     from tqdm import tqdm
 
+    out = output_dir(out)
     check_world_inputs(config)
-    out = Path(out)
-    stamp_text = json.dumps(
-        {"config": dataclasses.asdict(config), "model": model.source}, sort_keys=True
-    )
-    _prepare_out(out, stamp_text, force)
+    _prepare_out(out, world_stamp_text(model, config), force)
     done = lambda name: (out / name / "meta.json").is_file()
     names = [
         clip_name(i, j) for i in range(config.identities) for j in range(config.clips_per_identity)

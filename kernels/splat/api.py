@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import math
+import numbers
 
 import jax
 import jax.numpy as jnp
@@ -33,32 +34,103 @@ class SplatInputError(ValueError):
     """Bad arguments to :func:`rasterization`: one line naming the argument and the fix."""
 
 
-def _check_shapes(
-    means,
-    quats,
-    scales,
-    opacities,
-    colors,
-    viewmats,
-    Ks,
-    width,
-    height,
-    backgrounds,
-    render_mode,
-    backend,
-    tile_size,
+def _show(value) -> str:
+    """A one-line repr of an argument for an error message (arrays by shape and dtype)."""
+    text = repr(value)
+    if "\n" in text or len(text) > 60:
+        shape, dtype = getattr(value, "shape", "?"), getattr(value, "dtype", "?")
+        text = f"<{type(value).__name__} shape={shape} dtype={dtype}>"
+    return text
+
+
+def _dims(*dims) -> str:
+    """An expected shape, letters for free sizes: ``[2, C, 4, 4]``."""
+    return "[" + ", ".join(str(d) for d in dims) + "]"
+
+
+def _int_arg(name: str, value, what: str) -> int:
+    """``value`` as a Python int >= 1 (NumPy integers too; bools and floats refused)."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Integral) or value < 1:
+        raise SplatInputError(f"{name}={_show(value)}: pass an int >= 1 ({what})")
+    return int(value)
+
+
+def _float_arg(name: str, value, what: str) -> float:
+    """``value`` as a Python float (NumPy scalars too; bools, arrays and tracers refused)."""
+    if isinstance(value, bool | np.bool_) or not isinstance(value, numbers.Real):
+        raise SplatInputError(f"{name}={_show(value)}: pass a Python float ({what})")
+    return float(value)
+
+
+def _check_static(
+    width, height, near_plane, far_plane, eps2d, render_mode, backend, tile_size, capacity, config
 ):
-    if render_mode not in RENDER_MODES:
+    """The static (hashable, trace-time) arguments, returned as Python ints and floats:
+    ``(width, height, near_plane, far_plane, eps2d, tile_size, capacity)``."""
+    if not isinstance(render_mode, str) or render_mode not in RENDER_MODES:
         raise SplatInputError(f"render_mode={render_mode!r}; choose one of {RENDER_MODES}")
-    if backend not in BACKENDS:
+    if not isinstance(backend, str) or backend not in BACKENDS:
         raise SplatInputError(f"backend={backend!r}; choose one of {BACKENDS}")
-    if int(width) <= 0 or int(height) <= 0:
-        raise SplatInputError(f"image size {width}x{height} must be positive")
-    if tile_size < 1 or tile_size & (tile_size - 1):
-        raise SplatInputError(f"tile_size={tile_size} must be a power of two")
+    width = _int_arg("width", width, "the image width in pixels")
+    height = _int_arg("height", height, "the image height in pixels")
+    tile_size = _int_arg("tile_size", tile_size, "a power of two, 16 by default")
+    if tile_size & (tile_size - 1):
+        raise SplatInputError(f"tile_size={tile_size}: pass a power of two, 16 by default")
+    if capacity is not None:
+        capacity = _int_arg("capacity", capacity, "tile-intersection slots; None picks a guess")
+    if config is not None and not isinstance(config, KernelConfig):
+        raise SplatInputError(f"config={_show(config)}: pass a KernelConfig or None")
+    if config is not None and config.tile_size != tile_size:
+        raise SplatInputError(
+            f"config.tile_size={config.tile_size} != tile_size={tile_size}; pass the same to both"
+        )
+    near = _float_arg("near_plane", near_plane, "camera-space z, 0.01 by default")
+    far = _float_arg("far_plane", far_plane, "camera-space z, 1e10 by default")
+    eps = _float_arg("eps2d", eps2d, "pixels², 0.3 by default")
+    if not 0 < near < math.inf:
+        raise SplatInputError(f"near_plane={near}: pass a finite value > 0 (0.01 by default)")
+    if not far > near:  # also refuses NaN; an infinite far plane is fine
+        raise SplatInputError(
+            f"far_plane={far} must exceed near_plane={near}; pass near_plane < far_plane"
+        )
+    if not 0 <= eps < math.inf:
+        raise SplatInputError(
+            f"eps2d={eps}: pass a finite value >= 0 (the 2D low-pass dilation, 0.3 by default)"
+        )
+    return width, height, near, far, eps, tile_size, capacity
+
+
+def _as_float32(name: str, value):
+    """``value`` as a float32 array: real numbers only (integers convert; bools, complex
+    numbers, strings and ragged lists are refused instead of silently cast)."""
+    if value is None:
+        raise SplatInputError(f"{name} is None; pass an array")
+    dtype = getattr(value, "dtype", None)
+    if dtype is None:
+        try:
+            dtype = np.asarray(value).dtype
+        except ValueError:
+            raise SplatInputError(
+                f"{name} is not a rectangular array ({type(value).__name__} of uneven rows)"
+            ) from None
+    if not (jnp.issubdtype(dtype, jnp.floating) or jnp.issubdtype(dtype, jnp.integer)):
+        raise SplatInputError(f"{name} has dtype {dtype}; pass real numbers (float32 is used)")
+    return jnp.asarray(value, jnp.float32)
+
+
+def _check_gaussians(means, quats, scales, opacities, colors, render_mode):
+    """Per-Gaussian shapes; returns the batch dims and ``N``."""
     if means.ndim < 2 or means.shape[-1] != 3:
-        raise SplatInputError(f"means has shape {means.shape}; expected [..., N, 3]")
-    batch, n = means.shape[:-2], means.shape[-2]
+        raise SplatInputError(f"means has shape {tuple(means.shape)}; expected [..., N, 3]")
+    batch, n = tuple(means.shape[:-2]), means.shape[-2]
+    if n == 0:
+        raise SplatInputError(
+            f"means has shape {tuple(means.shape)}: it holds 0 Gaussians; pass at least one"
+        )
+    if 0 in batch:
+        raise SplatInputError(
+            f"means has shape {tuple(means.shape)}: a batch axis of size 0; pass at least one scene"
+        )
     want = {
         "quats": (quats, (*batch, n, 4)),
         "scales": (scales, (*batch, n, 3)),
@@ -67,52 +139,131 @@ def _check_shapes(
     for name, (arr, shape) in want.items():
         if tuple(arr.shape) != shape:
             raise SplatInputError(
-                f"{name} has shape {tuple(arr.shape)}; expected {shape} "
+                f"{name} has shape {tuple(arr.shape)}; expected {_dims(*shape)} "
                 f"to match means {tuple(means.shape)}"
             )
-    if viewmats.shape[:-3] != batch or viewmats.shape[-2:] != (4, 4):
+    if colors is None:
+        if "RGB" in render_mode:
+            raise SplatInputError(
+                f"colors is None; render_mode={render_mode!r} needs colors {_dims(*batch, n, 'D')}"
+            )
+        return batch, n
+    if colors.ndim != means.ndim or tuple(colors.shape[:-1]) != (*batch, n):
         raise SplatInputError(
-            f"viewmats has shape {tuple(viewmats.shape)}; expected " f"{(*batch, 'C', 4, 4)}"
+            f"colors has shape {tuple(colors.shape)}; expected {_dims(*batch, n, 'D')} "
+            "(one row per Gaussian; evaluate spherical harmonics to colours first)"
         )
+    if colors.shape[-1] == 0:
+        raise SplatInputError(
+            f"colors has shape {tuple(colors.shape)}: 0 channels; pass at least one"
+        )
+    return batch, n
+
+
+def _check_camera_shape(name: str, arr, batch, cameras, matrix):
+    """``arr`` is ``[*batch, C, *matrix]``; ``cameras`` is C, or None to read it off ``arr``."""
+    shape = tuple(arr.shape)
+    found = shape[len(batch)] if len(shape) == len(batch) + 3 else None
+    c = found if cameras is None else cameras
+    if c is not None and shape == (*batch, c, *matrix):
+        return
+    expected = f"{name} has shape {shape}; expected {_dims(*batch, cameras or 'C', *matrix)}"
+    if shape == (*batch, *matrix):  # the camera axis left out
+        fix = f"{name}[None]" if not batch else f"{name}[..., None, :, :]"
+        if cameras not in (None, 1):
+            fix = f"jnp.broadcast_to({name}[..., None, :, :], {(*batch, cameras, *matrix)})"
+        raise SplatInputError(f"{expected}: add a camera axis: {fix}")
+    where = f" (the batch dims {batch} of means, then cameras)" if batch else ""
+    raise SplatInputError(expected + where)
+
+
+def _check_cameras(viewmats, Ks, batch):
+    """Camera shapes: ``viewmats [*B, C, 4, 4]`` and ``Ks [*B, C, 3, 3]``; returns ``C``."""
+    _check_camera_shape("viewmats", viewmats, batch, None, (4, 4))
     c = viewmats.shape[-3]
-    if tuple(Ks.shape) != (*batch, c, 3, 3):
-        raise SplatInputError(f"Ks has shape {tuple(Ks.shape)}; expected {(*batch, c, 3, 3)}")
+    if c == 0:
+        raise SplatInputError(
+            f"viewmats has shape {tuple(viewmats.shape)}: 0 cameras; pass at least one"
+        )
+    _check_camera_shape("Ks", Ks, batch, c, (3, 3))
+    return c
+
+
+def _check_backgrounds(backgrounds, colors, batch, c, render_mode):
+    """``backgrounds [*B, C, D]`` for the colour channels. The depth-only modes have none, so
+    there (as in gsplat, which swaps them for zeros) they are ignored: None or ``[*B, C, 1]``."""
+    if backgrounds is None:
+        return
+    d = colors.shape[-1] if "RGB" in render_mode else 1
+    if tuple(backgrounds.shape) == (*batch, c, d):
+        return
     if "RGB" in render_mode:
-        if colors is None or colors.shape[:-1] != (*batch, n) or colors.ndim != means.ndim:
-            raise SplatInputError(
-                f"colors has shape {None if colors is None else colors.shape}"
-                f"; expected {(*batch, n, 'D')}"
-            )
-    if backgrounds is not None:
-        d = colors.shape[-1] if "RGB" in render_mode else 1
-        if tuple(backgrounds.shape) != (*batch, c, d):
-            raise SplatInputError(
-                f"backgrounds has shape {tuple(backgrounds.shape)}; " f"expected {(*batch, c, d)}"
-            )
+        raise SplatInputError(
+            f"backgrounds has shape {tuple(backgrounds.shape)}; expected {_dims(*batch, c, d)} "
+            "(one colour per camera, the channels of colors)"
+        )
+    raise SplatInputError(
+        f"backgrounds has shape {tuple(backgrounds.shape)}; render_mode={render_mode!r} has "
+        "no colour channels: pass backgrounds=None (they are ignored in depth-only modes)"
+    )
 
 
-def _check_values(means, quats, scales, opacities):
-    """Host entry: refuse NaN/Inf, negative scales, zero quaternions (concrete arrays only)."""
+def _check_shapes(means, quats, scales, opacities, colors, viewmats, Ks, backgrounds, render_mode):
+    """Shapes (trace time): every mismatch is one :class:`SplatInputError` line."""
+    batch, _ = _check_gaussians(means, quats, scales, opacities, colors, render_mode)
+    c = _check_cameras(viewmats, Ks, batch)
+    _check_backgrounds(backgrounds, colors, batch, c, render_mode)
+
+
+def _finite(a, item_ndim: int):
+    """Per item (the last ``item_ndim`` axes reduced): all entries finite."""
+    return np.isfinite(a).all(axis=tuple(range(-item_ndim, 0))) if item_ndim else np.isfinite(a)
+
+
+def _check_values(means, quats, scales, opacities, colors, viewmats, Ks, backgrounds):
+    """Host entry (concrete arrays only; tracers are skipped, jit culls and counts instead):
+    refuse NaN/Inf anywhere, negative scales, zero quaternions, opacities outside [0, 1]."""
+    drop = "fix or drop them"
     checks = [
-        ("means", means, lambda a: np.isfinite(a).all(-1), "finite"),
-        ("scales", scales, lambda a: np.isfinite(a).all(-1) & (a >= 0).all(-1), "finite and >= 0"),
+        ("means", means, "Gaussian", lambda a: _finite(a, 1), "finite", drop),
+        (
+            "scales",
+            scales,
+            "Gaussian",
+            lambda a: _finite(a, 1) & (a >= 0).all(-1),
+            "finite and >= 0",
+            f"{drop} (scales are linear, not log)",
+        ),
         (
             "quats",
             quats,
-            lambda a: np.isfinite(a).all(-1) & ((a * a).sum(-1) > 0),
+            "Gaussian",
+            lambda a: _finite(a, 1) & ((a * a).sum(-1) > 0),
             "finite with non-zero norm",
+            drop,
         ),
-        ("opacities", opacities, np.isfinite, "finite"),
+        (
+            "opacities",
+            opacities,
+            "Gaussian",
+            lambda a: _finite(a, 0) & (a >= 0) & (a <= 1),
+            "finite and in [0, 1]",
+            f"{drop} (opacities are probabilities: pass sigmoid(logits))",
+        ),
+        ("colors", colors, "Gaussian", lambda a: _finite(a, 1), "finite", drop),
+        ("viewmats", viewmats, "camera", lambda a: _finite(a, 2), "finite", "fix them"),
+        ("Ks", Ks, "camera", lambda a: _finite(a, 2), "finite", "fix them"),
+        ("backgrounds", backgrounds, "camera", lambda a: _finite(a, 1), "finite", "fix them"),
     ]
-    for name, arr, ok, want in checks:
-        if isinstance(arr, jax.core.Tracer):
+    for name, arr, unit, ok, want, fix in checks:
+        if arr is None or isinstance(arr, jax.core.Tracer):
             continue
         good = ok(np.asarray(arr))
         if not good.all():
             first = np.argwhere(~good)[0].tolist()
             raise SplatInputError(
-                f"{name}: {int((~good).sum())} Gaussian(s) are not {want} "
-                f"(first at index {first}); fix or drop them"
+                f"{name}: {int((~good).sum())} {unit}(s) are not {want} "
+                f"(first at index {first}); {fix}"
             )
 
 
@@ -282,9 +433,11 @@ def rasterization(
       scales: ``[..., N, 3]`` linear.  opacities: ``[..., N]`` in 0..1.
       colors: ``[..., N, D]`` any channel count (``None`` for ``"D"``/``"ED"``).
       viewmats: ``[..., C, 4, 4]`` world->camera.  Ks: ``[..., C, 3, 3]``.
-      width, height: image size.  near_plane, far_plane: depth culling.
-      eps2d: low-pass dilation added to the 2D covariance.
-      backgrounds: ``[..., C, D]`` colour behind the Gaussians (RGB channels only).
+      width, height: image size (ints).  near_plane, far_plane: depth culling,
+        ``0 < near_plane < far_plane``.
+      eps2d: low-pass dilation added to the 2D covariance (>= 0).
+      backgrounds: ``[..., C, D]`` colour behind the Gaussians (RGB channels only; the
+        depth-only modes ignore it, as gsplat does, and accept only ``None`` or ``[..., C, 1]``).
       render_mode: ``"RGB"``, ``"D"`` (accumulated depth), ``"ED"`` (expected depth),
         ``"RGB+D"``, ``"RGB+ED"``: depth is appended as the last channel.
       tile_size: tile side (power of two).
@@ -304,49 +457,52 @@ def rasterization(
       a caller's ``jit`` it cannot be, so read ``meta["overflow"]`` and raise ``capacity``.
 
     Raises:
-      SplatInputError: wrong shapes or sizes (also at trace time); NaN/Inf, negative scales
-        or zero quaternions in concrete (non-traced) inputs.
+      SplatInputError: one line naming the argument, the value and the fix. At trace time
+        (also under ``jit``): wrong shapes, no Gaussians or no cameras, non-real dtypes,
+        non-int or non-positive ``width``/``height``/``capacity``, ``tile_size`` not a power
+        of two, ``near_plane <= 0``, ``far_plane <= near_plane``, negative or NaN ``eps2d``,
+        an unknown ``render_mode`` or ``backend``. For concrete (non-traced) inputs only:
+        NaN/Inf in any array, negative scales, zero quaternions, opacities outside 0..1.
+        Traced, such Gaussians are culled and counted in ``meta["n_invalid"]``, and
+        opacities above 1 meet gsplat's 0.999 alpha clamp.
     """
-    means, quats, scales, opacities, viewmats, Ks = (
-        jnp.asarray(a, jnp.float32) for a in (means, quats, scales, opacities, viewmats, Ks)
-    )
-    colors = None if colors is None else jnp.asarray(colors, jnp.float32)
-    backgrounds = None if backgrounds is None else jnp.asarray(backgrounds, jnp.float32)
-    _check_shapes(
-        means,
-        quats,
-        scales,
-        opacities,
-        colors,
-        viewmats,
-        Ks,
+    width, height, near_plane, far_plane, eps2d, tile_size, capacity = _check_static(
         width,
         height,
-        backgrounds,
+        near_plane,
+        far_plane,
+        eps2d,
         render_mode,
         backend,
         tile_size,
+        capacity,
+        config,
     )
-    _check_values(means, quats, scales, opacities)
+    arrays = dict(
+        means=means, quats=quats, scales=scales, opacities=opacities, viewmats=viewmats, Ks=Ks
+    )
+    means, quats, scales, opacities, viewmats, Ks = (_as_float32(k, a) for k, a in arrays.items())
+    colors = None if colors is None else _as_float32("colors", colors)
+    backgrounds = None if backgrounds is None else _as_float32("backgrounds", backgrounds)
+    _check_shapes(means, quats, scales, opacities, colors, viewmats, Ks, backgrounds, render_mode)
+    _check_values(means, quats, scales, opacities, colors, viewmats, Ks, backgrounds)
     if backend == "auto":
         backend = "pallas" if jax.default_backend() == "gpu" else "reference"
     if config is None:
         on_gpu = jax.default_backend() == "gpu"
         config = KernelConfig(tile_size=tile_size, interpret=not on_gpu, fast_math=on_gpu)
-    elif config.tile_size != tile_size:
-        raise SplatInputError(f"config.tile_size={config.tile_size} != tile_size={tile_size}")
     n_img = math.prod(viewmats.shape[:-2])
     if capacity is None:
         capacity = default_capacity(n_img, means.shape[-2], width, height, tile_size)
     kwargs = dict(
-        width=int(width),
-        height=int(height),
+        width=width,
+        height=height,
         render_mode=render_mode,
         backend=backend,
         tile_size=tile_size,
-        near_plane=float(near_plane),
-        far_plane=float(far_plane),
-        eps2d=float(eps2d),
+        near_plane=near_plane,
+        far_plane=far_plane,
+        eps2d=eps2d,
         config=config,
     )
     args = (means, quats, scales, opacities, colors, viewmats, Ks, backgrounds)

@@ -124,3 +124,93 @@ def test_bad_clips(tmp_path, rng):
     (folder / "meta.json").write_text("{broken")
     with pytest.raises(InputError, match="meta.json: not valid JSON"):
         read_clip(folder)
+
+
+def _rewrite_npz(path, **changes):
+    with np.load(path) as z:
+        data = dict(z)
+    data.update(changes)
+    for key in [k for k, v in changes.items() if v is None]:
+        del data[key]
+    np.savez(path, **data)
+
+
+@pytest.fixture
+def clip_folder(tmp_path, rng):
+    """A valid clip with one extra camera, and its in-memory original."""
+    clip = random_clip(rng, views=1)
+    return write_clip(tmp_path / "clip", clip), clip
+
+
+def test_corrupt_files_are_one_line(clip_folder, rng):
+    """Truncated or garbage files of every kind name the file, never a traceback."""
+    folder, _ = clip_folder
+    cases = [
+        ("flame.npz", lambda b: b[: len(b) // 2], "flame.npz: not readable as a FLAME"),
+        ("flame.npz", lambda b: rng.bytes(len(b)), "flame.npz: not readable as a FLAME"),
+        ("masks.npz", lambda b: b[: len(b) - 40], "masks.npz: not readable as a masks file"),
+        ("views/0/camera.npz", lambda b: b[:30], "camera.npz: not readable as a camera file"),
+        ("meta.json", lambda b: b"[1, 2, 3]", "meta.json: holds a JSON list, expected an object"),
+        ("meta.json", lambda b: b'"text"', "meta.json: holds a JSON str"),
+        ("meta.json", lambda b: b'{"fps": 25, "name": "\xff\xfe"}', "meta.json: not UTF-8"),
+        ("bg.png", lambda b: rng.bytes(200), "bg.png: not a readable image"),
+        ("bg.png", lambda b: b[:60], "bg.png: not a readable image"),
+    ]
+    for name, damage, message in cases:
+        original = (folder / name).read_bytes()
+        (folder / name).write_bytes(damage(original))
+        with pytest.raises(InputError, match=message) as err:
+            read_clip(folder)
+        assert "\n" not in str(err.value)
+        (folder / name).write_bytes(original)
+        read_clip(folder)  # repaired
+
+
+def test_extra_camera_data_is_checked(clip_folder):
+    folder, clip = clip_folder
+    camera = folder / "views" / "0" / "camera.npz"
+    bad_view = clip.viewmat.copy()
+    bad_view[3, 1, 2] = np.nan
+    cases = [
+        ({"K": None}, r"camera.npz: missing arrays \['K'\]"),
+        ({"viewmat": bad_view}, r"camera.npz: 'viewmat' holds 1 NaN"),
+        ({"K": clip.K[:4]}, r"camera.npz: 'K' has shape \(4, 3, 3\), expected \(10, 3, 3\)"),
+        ({"viewmat": clip.viewmat[:, :3]}, r"'viewmat' has shape \(10, 3, 4\)"),
+        ({"K": clip.K.astype(str)}, r"'K' has dtype <U"),
+    ]
+    original = camera.read_bytes()
+    for changes, message in cases:
+        _rewrite_npz(camera, **changes)
+        with pytest.raises(InputError, match=message):
+            read_clip(folder)
+        camera.write_bytes(original)
+    read_clip(folder)
+
+
+def test_views_of_another_size_and_meta_that_contradicts_the_files(clip_folder, rng):
+    from ggtalker_jax.data.video import write_mp4
+
+    folder, clip = clip_folder
+    view_video = folder / "views" / "0" / "frames.mp4"
+    original = view_video.read_bytes()
+    write_mp4(view_video, np.zeros((10, 48, 32, 3), np.uint8))
+    with pytest.raises(InputError, match=r"views/0/frames.mp4: frames are 32x48, but the clip"):
+        read_clip(folder)
+    view_video.write_bytes(original)
+    meta = json.loads((folder / "meta.json").read_text())
+    side = int(rng.integers(33, 200))
+    for key, value, message in [
+        ("fps", 30, "fps is 30, but the clip format is 25 fps"),
+        ("fps", "25", "fps is '25'"),
+        ("width", side, f"width is {side}, but frames.mp4 is 32x32"),
+        ("height", 32.0, "height is 32.0"),
+    ]:
+        (folder / "meta.json").write_text(json.dumps({**meta, key: value}))
+        with pytest.raises(InputError, match=message):
+            read_clip(folder)
+    (folder / "meta.json").write_text(json.dumps(meta))
+    from PIL import Image
+
+    Image.fromarray(np.zeros((16, 32, 3), np.uint8)).save(folder / "bg.png")
+    with pytest.raises(InputError, match="bg.png: is 32x16, but the frames are 32x32"):
+        read_clip(folder)

@@ -228,16 +228,36 @@ def test_refuses_a_folder_holding_something_else(model, tmp_path):
     other = tmp_path / "other"
     other.mkdir()
     (other / "notes.txt").write_text("mine")
-    with pytest.raises(InputError, match="already holds other files; pass --force"):
-        write_world(other, model, config, progress=False)
+    for force in (False, True):  # --force never removes what ggtalker did not write
+        with pytest.raises(InputError, match="holds notes.txt, which ggtalker did not write"):
+            write_world(other, model, config, force=force, progress=False)
     assert (other / "notes.txt").read_text() == "mine" and len(list(other.iterdir())) == 1
     world = tmp_path / "world"
     write_world(world, model, config, progress=False)
     changed = dataclasses.replace(config, seed=config.seed + 1)
-    with pytest.raises(InputError, match="already holds a different world; pass --force"):
+    with pytest.raises(InputError, match="already holds a different world .*; pass --force"):
         write_world(world, model, changed, progress=False)
     write_world(world, model, changed, force=True, progress=False)
     assert json.loads((world / "world.json").read_text())["config"]["seed"] == config.seed + 1
+    # A user's file inside a world makes it more than a world: refused, --force or not.
+    (world / "id000" / "notes.txt").write_text("mine")
+    with pytest.raises(InputError, match="holds id000, which ggtalker did not write"):
+        write_world(world, model, config, force=True, progress=False)
+    assert (world / "id000" / "notes.txt").read_text() == "mine"
+
+
+def test_a_stamp_without_finished_clips_does_not_need_force(model, tmp_path):
+    """A run that failed or was killed before its first clip finished leaves world.json and
+    perhaps a .partial clip: a corrected rerun with other settings just starts over."""
+    config = WorldConfig(identities=1, clips_per_identity=1, seconds=0.6, video=False)
+    out = tmp_path / "w"
+    write_world(out, model, config, progress=False)
+    shutil.rmtree(out / clip_name(0, 0))
+    (out / "id000" / "clip000.partial").mkdir()
+    changed = dataclasses.replace(config, seconds=0.8)
+    assert len(write_world(out, model, changed, progress=False)) == 1
+    assert json.loads((out / "world.json").read_text())["config"]["seconds"] == 0.8
+    assert not (out / "id000" / "clip000.partial").exists()
 
 
 def _cli(*args, cwd):
@@ -267,19 +287,22 @@ def test_world_cli_bad_input_is_one_line(tmp_path, args, message):
     assert not (tmp_path / "w").exists()  # refused before anything was written
 
 
-def test_world_cli_refuses_other_folder_then_forces(tmp_path):
+def test_world_cli_refuses_other_folder_even_with_force(tmp_path):
     (tmp_path / "w").mkdir()
     (tmp_path / "w" / "keep.txt").write_text("x")
     args = ("world", "--out", "w", "--no-video", "--identities", "1", "--seconds", "0.6")
-    out = _cli(*args, cwd=tmp_path)
-    assert out.returncode == 2 and "pass --force" in out.stderr
-    assert len(out.stderr.strip().splitlines()) == 1
-    assert (tmp_path / "w" / "keep.txt").exists()
-    out = _cli(*args, "--clips-per-identity", "1", "--force", cwd=tmp_path)
+    for extra in ((), ("--force",)):
+        out = _cli(*args, *extra, cwd=tmp_path)
+        assert out.returncode == 2 and "which ggtalker did not write" in out.stderr
+        assert len(out.stderr.strip().splitlines()) == 1
+        assert (tmp_path / "w" / "keep.txt").read_text() == "x"
+    (tmp_path / "w" / "keep.txt").unlink()
+    out = _cli(*args, "--clips-per-identity", "1", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "1 clips (1 new, 0 kept)" in out.stdout
-    assert not (tmp_path / "w" / "keep.txt").exists()
     assert (tmp_path / "w" / "id000" / "clip000" / "flame.npz").is_file()
+    out = _cli(*args, "--clips-per-identity", "1", "--seed", "5", "--force", cwd=tmp_path)
+    assert out.returncode == 0 and "1 clips (1 new, 0 kept)" in out.stdout, out.stderr
 
 
 def test_tfds_build_and_read_without_tensorflow(video_world, tmp_path):

@@ -1,0 +1,191 @@
+"""What a hostile new user tries at the command line: every mistake is one line with exit
+status 2, and nothing outside a command's own outputs changes, ``--force`` or not.
+
+Each case runs in a scratch folder that also holds a user's files (``src/main.c``, a
+``notes.txt``); a snapshot of every file before and after proves they survive.
+"""
+
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ggtalker_jax.cli import main
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """Every file and folder under ``root``: relative path -> sha256 (``"dir"`` for folders)."""
+    found = {}
+    for path in sorted(root.rglob("*")):
+        rel = path.relative_to(root).as_posix()
+        found[rel] = "dir" if path.is_dir() else hashlib.sha256(path.read_bytes()).hexdigest()
+    return found
+
+
+@pytest.fixture
+def user_dir(tmp_path, monkeypatch):
+    """A working directory holding a user's files, made the current directory."""
+    (tmp_path / "src").mkdir()
+    (tmp_path / "src" / "main.c").write_text("int main(void) { return 0; }\n")
+    (tmp_path / "notes.txt").write_text("mine\n")
+    (tmp_path / "a_file").write_text("a file, not a folder\n")
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def refuse(capsys, args: list[str], message: str) -> str:
+    """Run the CLI, expect exit 2 and one ``ggtalker: error:`` line holding ``message``."""
+    assert main(args) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("ggtalker: error:") and "\n" not in err, err
+    assert message in err, err
+    return err
+
+
+def read_only_dir(tmp_path: Path) -> Path:
+    """A folder no file can be created in: for root, whom permission bits do not stop, a
+    folder of sysfs; for others a folder without write permission."""
+    if os.geteuid() == 0:
+        return Path("/sys/kernel")
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o555)
+    return locked
+
+
+# Each command that writes, with every output path a hostile user might give it.
+DATA_LOSS = [
+    (["world", "--out", "", "--force"], "--out '': empty path"),
+    (["world", "--out", ".", "--force"], "which ggtalker did not write"),
+    (["world", "--out", "src", "--force"], "src: holds demo.partial and 1 more, which ggtalker"),
+    (["world", "--out", "a_file", "--force"], "a_file: is a file, not a folder"),
+    (["world", "--out", "a_file/w", "--force"], "a_file is a file, not a folder"),
+    (["demo", "--out", "", "--force"], "--out '': empty path"),
+    (["demo", "--out", "src", "--force"], "src/demo.partial: exists but is not a ggtalker"),
+    (["demo", "--out", "a_file"], "a_file: is a file, not a folder"),
+    (["flame", "preview", "--out", "", "--force"], "--out '': empty path"),
+    (["flame", "preview", "--out", "src", "--force"], "expected a .png file name"),
+    (["flame", "preview", "--out", "notes.txt", "--force"], "expected a .png file name"),
+    (["flame", "preview", "--out", "a_file/x.png"], "a_file is a file, not a folder"),
+    (["flame", "convert", "m.npz", "notes.txt", "--force"], "expected a .npz file name"),
+    (["flame", "convert", "m.npz", "src", "--force"], "expected a .npz file name"),
+    (["flame", "convert", "m.npz", "out", "--force"], "expected a .npz file name, e.g. out.npz"),
+]
+
+
+@pytest.mark.parametrize("args,message", DATA_LOSS)
+def test_force_never_removes_what_ggtalker_did_not_write(user_dir, capsys, args, message):
+    (user_dir / "src" / "demo.partial").mkdir()  # a user's folder with the demo's stage name
+    (user_dir / "m.npz").write_bytes(b"")
+    before = snapshot(user_dir)
+    refuse(capsys, args, message)
+    assert snapshot(user_dir) == before
+
+
+def test_demo_refuses_outputs_it_did_not_write(user_dir, capsys):
+    """A user's folder named ``world`` or ``demo.mp4`` in the demo's --out is not replaced."""
+    out = user_dir / "out"
+    (out / "world").mkdir(parents=True)
+    (out / "world" / "mine.txt").write_text("mine\n")
+    before = snapshot(user_dir)
+    refuse(capsys, ["demo", "--out", "out", "--force"], "out/world: is not a ggtalker demo output")
+    (out / "world" / "mine.txt").unlink()
+    (out / "world").rmdir()
+    (out / "demo.mp4").mkdir()
+    refuse(capsys, ["demo", "--out", "out", "--force"], "out/demo.mp4: is not a ggtalker demo")
+    (out / "demo.mp4").rmdir()
+    (out / "world").mkdir()
+    (out / "world" / "mine.txt").write_text("mine\n")
+    assert snapshot(user_dir) == before
+
+
+def test_unwritable_locations_are_one_line(user_dir, capsys):
+    locked = read_only_dir(user_dir)
+    refuse(capsys, ["world", "--out", str(locked / "w")], "choose a writable location")
+    refuse(capsys, ["demo", "--out", str(locked / "d")], "choose a writable location")
+    refuse(
+        capsys,
+        ["flame", "preview", "--out", str(locked / "x.png")],
+        "choose a writable location",
+    )
+    assert not (locked / "w").exists() and not (locked / "d").exists()
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--identities", "1000000000"], "identities=1000000000 is invalid; expected 1 to"),
+        (["--clips-per-identity", "20000"], "clips_per_identity=20000 is invalid"),
+        (["--identities", "100000", "--clips-per-identity", "100"], "at most 1000000 clips"),
+        (["--resolution", "100000"], "resolution=100000 is invalid; expected an even number"),
+        (["--seconds", "1e9"], "seconds=1000000000.0 is invalid"),
+        (["--seconds", "nan"], "seconds=nan is invalid"),
+        (["--seed", "-1"], "seed=-1 is invalid; expected an integer from 0 to"),
+        (["--seed", str(2**40)], "is invalid; expected an integer from 0 to"),
+        (
+            ["--seconds", "600", "--views", "8", "--resolution", "2048"],
+            "GiB of memory, but",
+        ),
+    ],
+)
+def test_world_sizes_are_bounded_before_any_work(user_dir, capsys, args, message):
+    before = snapshot(user_dir)
+    refuse(capsys, ["world", "--out", "w", *args], message)
+    assert snapshot(user_dir) == before  # nothing written, not even the folder
+
+
+@pytest.mark.parametrize(
+    "args,message",
+    [
+        (["--set", "demo.resolution=100000"], "demo.resolution=100000 is invalid"),
+        (["--set", "seed=-3"], "config: seed=-3 is invalid"),
+        (["--set", "demo=3"], "'demo' is a section, not a value; set one of its fields"),
+        (["--set", "preview=1"], "'preview' is a section"),
+        (["--set", "demo.seconds=inf"], "not a valid finite number"),
+        (["--set", "demo.views=two"], "not a valid integer"),
+        (["--set", "demo.seconds"], "expected key=value"),
+        (["--set", "demo.nope=1"], "unknown key 'nope'"),
+        (["--set", "demo.seconds.x=1"], "'seconds' has no sub-keys"),
+        (
+            ["--set", "demo.seconds=60", "--set", "demo.resolution=2048", "--set", "demo.views=8"],
+            "GiB of memory, but",
+        ),
+    ],
+)
+def test_demo_config_mistakes_are_one_line(user_dir, capsys, args, message):
+    before = snapshot(user_dir)
+    refuse(capsys, ["demo", "--out", "d", *args], message)
+    assert snapshot(user_dir) == before
+
+
+def test_flame_convert_writes_exactly_the_named_file(user_dir, capsys, rng):
+    """``flame convert`` to NAME.npz writes NAME.npz (never NAME.npz.npz), refuses to overwrite
+    it without --force, and leaves no temporary file behind."""
+    from ggtalker_jax.flame import load_flame
+
+    model = load_flame()
+    np.savez(user_dir / "m.npz", **model.to_arrays())
+    name = f"head{rng.integers(1000)}.npz"
+    assert main(["flame", "convert", "m.npz", name]) == 0
+    assert f"wrote {name}:" in capsys.readouterr().out
+    first = (user_dir / name).read_bytes()
+    refuse(capsys, ["flame", "convert", "m.npz", name], f"{name}: already exists; pass --force")
+    assert main(["flame", "convert", "m.npz", name, "--force"]) == 0
+    assert (user_dir / name).read_bytes() == first
+    assert sorted(p.name for p in user_dir.glob("head*")) == [name]
+
+
+def test_preview_is_written_whole_or_not_at_all(user_dir, capsys, monkeypatch):
+    """A preview whose encoder fails leaves neither the PNG nor its temporary file."""
+    from PIL import Image
+
+    def broken_save(self, fp, *args, **kwargs):
+        Path(fp).write_bytes(b"\x89PNG half")
+        raise OSError(28, "No space left on device", str(fp))
+
+    monkeypatch.setattr(Image.Image, "save", broken_save)
+    before = snapshot(user_dir)
+    args = ["flame", "preview", "--out", "head.png", "--set", "preview.cell_size=32"]
+    refuse(capsys, args, "head.partial.png: No space left on device")
+    assert snapshot(user_dir) == before

@@ -33,7 +33,7 @@ def cmd_flame_convert(args) -> None:
     from ggtalker_jax.flame import convert_flame
     from ggtalker_jax.outputs import output_file
 
-    output_file(args.out, args.force, what="out.npz", suffixes=(".npz",))
+    output_file(args.out, args.force, what="output", suffixes=(".npz",))
     model = convert_flame(
         args.model,
         args.out,

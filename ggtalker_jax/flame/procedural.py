@@ -34,7 +34,6 @@ from pathlib import Path
 
 import numpy as np
 
-from ggtalker_jax.errors import InputError
 from ggtalker_jax.flame.procedural_annotations import landmark_embedding, region_masks, uv_layout
 from ggtalker_jax.flame.procedural_blendshapes import (
     DESIGNED_SHAPE_NAMES,
@@ -52,6 +51,7 @@ from ggtalker_jax.flame.procedural_rig import (
     pose_correctives,
     skinning_weights,
 )
+from ggtalker_jax.outputs import atomic_file, output_file
 
 __all__ = [
     "EXPRESSION_NAMES",
@@ -143,13 +143,11 @@ def save_procedural_head(
     """Write :func:`make_procedural_head` to a compressed ``.npz``.
 
     Raises:
-      InputError: ``path`` exists and ``force`` is false (one line naming the path).
+      InputError: ``path`` exists and ``force`` is false, is not an ``.npz`` name, or
+        cannot be written (one line naming the path).
     """
-    path = Path(path)
-    if path.exists() and not force:
-        raise InputError(f"{path}: already exists; pass --force to overwrite it")
+    path = output_file(path, force, what="--out", suffixes=(".npz",))
     arrays = make_procedural_head(seed=seed, n_shape=n_shape, n_exp=n_exp)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("wb") as fh:
+    with atomic_file(path) as tmp, tmp.open("wb") as fh:
         np.savez_compressed(fh, **arrays)
     return path

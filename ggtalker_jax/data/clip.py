@@ -37,6 +37,8 @@ FPS = 25
 SAMPLE_RATE = 16000
 FLAME_KEYS = FLAME_PARAM_FIELDS  # the FLAME arrays of flame.npz
 META_KEYS = ("fps", "width", "height", "identity", "language", "voice", "seed", "source")
+CLIP_FILES = ("frames.mp4", "audio.wav", "flame.npz", "masks.npz", "bg.png", "meta.json")
+VIEW_FILES = ("frames.mp4", "camera.npz", "masks.npz")
 
 
 @dataclasses.dataclass(frozen=True)
@@ -81,6 +83,23 @@ class Clip:
     @property
     def n_frames(self) -> int:
         return int(self.flame.expression.shape[0])
+
+
+def holds_only_clip_files(folder: Path) -> bool:
+    """Whether ``folder`` holds nothing but what :func:`write_clip` writes (so replacing it
+    loses nothing of a user's)."""
+    for entry in folder.iterdir():
+        if entry.is_symlink():
+            return False
+        if entry.name == "views" and entry.is_dir():
+            for view in entry.iterdir():
+                if not (view.name.isdigit() and view.is_dir() and not view.is_symlink()):
+                    return False
+                if any(f.name not in VIEW_FILES or not f.is_file() for f in view.iterdir()):
+                    return False
+        elif entry.name not in CLIP_FILES or not entry.is_file():
+            return False
+    return True
 
 
 def audio_frames(n_samples: int, fps: int = FPS, rate: int = SAMPLE_RATE) -> float:

@@ -30,7 +30,14 @@ from ggtalker_jax.config import (
     MAX_VIEWS,
 )
 from ggtalker_jax.data import scene
-from ggtalker_jax.data.clip import FPS, SAMPLE_RATE, Clip, View, write_clip
+from ggtalker_jax.data.clip import (
+    FPS,
+    SAMPLE_RATE,
+    Clip,
+    View,
+    holds_only_clip_files,
+    write_clip,
+)
 from ggtalker_jax.data.corpus import sentences_for
 from ggtalker_jax.data.texture import UVMaps, make_texture, make_uv_maps
 from ggtalker_jax.errors import InputError
@@ -470,7 +477,13 @@ def _owned_by_world(entry: Path) -> bool:
     if entry.name in (STAMP, partial_name(Path(STAMP)).name):
         return entry.is_file()
     if _ID_DIR.fullmatch(entry.name) and entry.is_dir() and not entry.is_symlink():
-        return all(_CLIP_DIR.fullmatch(c.name) and c.is_dir() for c in entry.iterdir())
+        return all(
+            _CLIP_DIR.fullmatch(c.name)
+            and c.is_dir()
+            and not c.is_symlink()
+            and holds_only_clip_files(c)
+            for c in entry.iterdir()
+        )
     return False
 
 

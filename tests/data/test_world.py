@@ -244,6 +244,11 @@ def test_refuses_a_folder_holding_something_else(model, tmp_path):
     with pytest.raises(InputError, match="holds id000, which ggtalker did not write"):
         write_world(world, model, config, force=True, progress=False)
     assert (world / "id000" / "notes.txt").read_text() == "mine"
+    (world / "id000" / "notes.txt").unlink()
+    (world / "id000" / "clip000" / "notes.txt").write_text("mine")  # even deep inside a clip
+    with pytest.raises(InputError, match="holds id000, which ggtalker did not write"):
+        write_world(world, model, config, force=True, progress=False)
+    assert (world / "id000" / "clip000" / "notes.txt").read_text() == "mine"
 
 
 def test_a_stamp_without_finished_clips_does_not_need_force(model, tmp_path):

@@ -44,7 +44,7 @@ class PreviewConfig:
     expression_strength: float = 2.0
 
     def __post_init__(self):
-        _check(self.cell_size >= 32, "preview.cell_size", self.cell_size, ">= 32")
+        _check(32 <= self.cell_size <= 1024, "preview.cell_size", self.cell_size, "32 to 1024")
         _check(
             self.expression_strength > 0,
             "preview.expression_strength",

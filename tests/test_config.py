@@ -34,7 +34,7 @@ def test_overrides_convert_types(rng):
     [
         ("preview.size=3", "unknown key 'size'"),
         ("preview.cell_size=big", "not a valid int"),
-        ("preview.cell_size=8", r"preview.cell_size=8 is invalid; expected >= 32"),
+        ("preview.cell_size=8", r"preview.cell_size=8 is invalid; expected 32 to 1024"),
         ("seed", "expected key=value"),
         ("seed.x=1", "'seed' has no sub-keys"),
     ],

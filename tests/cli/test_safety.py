@@ -141,6 +141,7 @@ def test_world_sizes_are_bounded_before_any_work(user_dir, capsys, args, message
         (["--set", "demo.resolution=100000"], "demo.resolution=100000 is invalid"),
         (["--set", "seed=-3"], "config: seed=-3 is invalid"),
         (["--set", "demo=3"], "'demo' is a section, not a value; set one of its fields"),
+        (["--set", "preview.cell_size=100000"], "preview.cell_size=100000 is invalid"),
         (["--set", "preview=1"], "'preview' is a section"),
         (["--set", "demo.seconds=inf"], "not a valid finite number"),
         (["--set", "demo.views=two"], "not a valid integer"),

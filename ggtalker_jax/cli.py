@@ -222,7 +222,7 @@ def user_mistake(error: BaseException) -> str | None:
     The kernels' ``SplatInputError`` counts too; it is looked up only if the kernels were
     imported, so ``--help`` does not pay for importing JAX.
     """
-    splat = sys.modules.get("ggtalker_jax.kernels.splat.api")
+    splat = sys.modules.get("ggtalker_jax.kernels.splat.checks")
     if isinstance(error, InputError) or (splat and isinstance(error, splat.SplatInputError)):
         return str(error)
     if isinstance(error, OSError) and error.errno in _USER_ERRNOS:

@@ -19,6 +19,7 @@ from ggtalker_jax.config import (
     MAX_SECONDS,
     MAX_SEED,
     MAX_VIEWS,
+    WorldConfig,
 )
 from ggtalker_jax.errors import InputError
 
@@ -85,41 +86,59 @@ def cmd_demo(args) -> None:
     print("\n".join(summary_lines(args.out, metrics)))
 
 
+# ``ggtalker world`` flags that are shortcuts for fields of the config's world section.
+WORLD_FLAGS = ("identities", "clips_per_identity", "seconds", "resolution", "seed", "languages")
+WORLD_FLAGS += ("views",)
+
+
+def world_config(args):
+    """The world section of ``--config``/``--set``, with the flags given on top of it."""
+    import dataclasses
+
+    from ggtalker_jax.config import load_config
+
+    config = load_config(args.config, args.set)
+    given = {field: getattr(args, field) for field in WORLD_FLAGS}
+    given = {k: v for k, v in given.items() if v is not None}
+    if "languages" in given:
+        given["languages"] = tuple(v.strip() for v in given["languages"].split(",") if v.strip())
+    if args.no_video:
+        given["video"] = False
+    return config, dataclasses.replace(config.world, **given)
+
+
 def cmd_world(args) -> None:
-    from ggtalker_jax.data.world import WorldConfig, write_world
+    from ggtalker_jax.data.world import write_world
     from ggtalker_jax.outputs import output_dir
 
     out = output_dir(args.out)
-    config = WorldConfig(
-        identities=args.identities,
-        clips_per_identity=args.clips_per_identity,
-        seconds=args.seconds,
-        resolution=args.resolution,
-        seed=args.seed,
-        languages=tuple(v.strip() for v in args.languages.split(",") if v.strip()),
-        views=args.views,
-        video=not args.no_video,
-    )
-    model = _load_model(args.model)
+    config, world = world_config(args)
+    model = _load_model(args.model or config.flame_model)
     start = time.perf_counter()
-    written = write_world(out, model, config, force=args.force)
-    total = config.identities * config.clips_per_identity
+    written = write_world(out, model, world, force=args.force)
+    total = world.identities * world.clips_per_identity
     print(
         f"world {out}: {total} clips ({len(written)} new, {total - len(written)} kept) "
-        f"of {config.seconds:g} s at {config.resolution}x{config.resolution}"
-        f"{'' if config.video else ' (audio + FLAME only)'} in "
+        f"of {world.seconds:g} s at {world.resolution}x{world.resolution}"
+        f"{'' if world.video else ' (audio + FLAME only)'} in "
         f"{time.perf_counter() - start:.1f} s"
     )
 
 
-def _add_config_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", default="tiny", help="named config: tiny (CPU) or h100")
+def _add_config_args(p: argparse.ArgumentParser, example: str) -> None:
+    from ggtalker_jax.config import config_names
+
+    p.add_argument(
+        "--config",
+        default="tiny",
+        help=f"named config: {', '.join(config_names())} (default tiny)",
+    )
     p.add_argument(
         "--set",
         action="append",
         default=[],
         metavar="KEY=VALUE",
-        help="override a config field, e.g. --set preview.cell_size=256",
+        help=f"override a config field, e.g. --set {example}",
     )
 
 
@@ -144,50 +163,40 @@ def build_parser() -> argparse.ArgumentParser:
     prev.add_argument("--model", help="FLAME .pkl/.npz (default: the shipped procedural head)")
     prev.add_argument("--out", required=True, help="output PNG")
     prev.add_argument("--force", action="store_true", help="overwrite an existing output")
-    _add_config_args(prev)
+    _add_config_args(prev, "preview.cell_size=256")
     prev.set_defaults(func=cmd_flame_preview)
 
+    d = WorldConfig()  # the defaults of the world section (named configs may change them)
     world = sub.add_parser("world", help="synthetic clips: speech, FLAME motion, exact frames")
     world.add_argument("--out", required=True, help="output folder (resumable)")
     world.add_argument(
-        "--identities",
-        type=int,
-        default=2,
-        help=f"people, 1 to {MAX_IDENTITIES} (default 2)",
+        "--identities", type=int, help=f"people, 1 to {MAX_IDENTITIES} (default {d.identities})"
     )
     world.add_argument(
         "--clips-per-identity",
         type=int,
-        default=2,
         help=f"clips per person, 1 to {MAX_CLIPS_PER_IDENTITY}, at most {MAX_CLIPS} clips in "
-        "all (default 2)",
+        f"all (default {d.clips_per_identity})",
     )
     world.add_argument(
-        "--seconds",
-        type=float,
-        default=4.0,
-        help=f"clip length, 0.4 to {MAX_SECONDS} (default 4)",
+        "--seconds", type=float, help=f"clip length, 0.4 to {MAX_SECONDS} (default {d.seconds:g})"
     )
     world.add_argument(
         "--resolution",
         type=int,
-        default=256,
-        help=f"frame side, even, 32 to {MAX_RESOLUTION} (default 256)",
+        help=f"frame side, even, 32 to {MAX_RESOLUTION} (default {d.resolution})",
     )
-    world.add_argument(
-        "--seed", type=int, default=0, help=f"world seed, 0 to {MAX_SEED} (default 0)"
-    )
+    world.add_argument("--seed", type=int, help=f"world seed, 0 to {MAX_SEED} (default {d.seed})")
     world.add_argument(
         "--languages",
-        default="en",
         help="comma-separated espeak voices, one per identity in turn "
-        "(default en; e.g. en,de,fr,es)",
+        f"(default {','.join(d.languages)}; e.g. en,de,fr,es)",
     )
     world.add_argument(
         "--views",
         type=int,
-        default=0,
-        help=f"extra cameras per clip, novel-view ground truth, 0 to {MAX_VIEWS} (default 0)",
+        help=f"extra cameras per clip (novel-view ground truth), 0 to {MAX_VIEWS} "
+        f"(default {d.views})",
     )
     world.add_argument(
         "--no-video", action="store_true", help="audio + FLAME only (audio-prior data)"
@@ -199,6 +208,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="replace a world of other settings (start afresh); never removes files that "
         "ggtalker did not write",
     )
+    _add_config_args(world, "world.texture_size=512 (the flags above set world.* fields)")
     world.set_defaults(func=cmd_world)
 
     demo = sub.add_parser("demo", help="the main job on the embedded default (writes DIR/...)")
@@ -206,7 +216,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--force", action="store_true", help="overwrite the outputs of an earlier demo"
     )
-    _add_config_args(demo)
+    _add_config_args(demo, "demo.seconds=8")
     demo.set_defaults(func=cmd_demo)
     return parser
 

@@ -141,7 +141,8 @@ def run_demo(out_dir: str | Path, config: Config, force: bool = False, progress:
         large for the free memory.
     """
     from ggtalker_jax.audio.speech import check_voice
-    from ggtalker_jax.data.world import WorldConfig, world_stamp_text
+    from ggtalker_jax.config import WorldConfig
+    from ggtalker_jax.data.world import world_stamp_text
     from ggtalker_jax.flame import load_flame
 
     out_dir = output_dir(out_dir)
@@ -182,13 +183,14 @@ def _check_demo_memory(world) -> None:
 
 def _make_outputs(stage: Path, out_dir: Path, model, world, config: Config, progress: bool):
     """Write every demo output into ``stage``; returns the metrics (paths as published)."""
-    from ggtalker_jax.data.clip import FPS, read_clip
+    from ggtalker_jax.data.clip import read_clip
     from ggtalker_jax.data.video import probe_media, write_mp4
     from ggtalker_jax.data.world import clip_name, write_world
     from ggtalker_jax.eval import inner_lip_distance, landmarks_on_mask, lip_energy_report
     from ggtalker_jax.flame import flame_forward
     from ggtalker_jax.render.preview import default_cells, render_preview_grid
     from ggtalker_jax.render.sheets import contact_sheet
+    from ggtalker_jax.types import FPS
 
     demo = config.demo
     timings: dict[str, float] = {}

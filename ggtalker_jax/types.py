@@ -20,6 +20,12 @@ from ggtalker_jax.errors import InputError
 
 Array = jax.Array
 
+FPS = 25
+"""Video frames per second of the clip format, the visemes and every model."""
+
+SAMPLE_RATE = 16000
+"""Audio samples per second (Hz) of the clip format and of every audio model."""
+
 
 def _pytree(cls):
     """Frozen dataclass registered as a pytree whose fields are all children."""

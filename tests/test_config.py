@@ -4,11 +4,11 @@ import json
 
 import pytest
 
-from ggtalker_jax.config import CONFIG_NAMES, load_config
+from ggtalker_jax.config import config_names, load_config
 from ggtalker_jax.errors import InputError
 
 
-@pytest.mark.parametrize("name", CONFIG_NAMES)
+@pytest.mark.parametrize("name", config_names())
 def test_named_configs_load_and_serialise(name):
     config = load_config(name)
     assert config.name == name
@@ -45,5 +45,25 @@ def test_bad_overrides(override, message):
 
 
 def test_unknown_config():
-    with pytest.raises(InputError, match="unknown config 'huge'; choose one of tiny"):
+    with pytest.raises(InputError, match="unknown config 'huge'; choose one of gpu, tiny"):
         load_config("huge")
+
+
+def test_config_names_are_the_modules_of_configs():
+    """A new ``configs/NAME.py`` is a config: names are discovered, not listed."""
+    from pathlib import Path
+
+    folder = Path(__file__).resolve().parent.parent / "configs"
+    on_disk = sorted(p.stem for p in folder.glob("*.py") if p.stem != "__init__")
+    assert list(config_names()) == on_disk and "gpu" in on_disk
+
+
+def test_world_section_takes_set_overrides_and_validates(rng):
+    seed = int(rng.integers(2**31))
+    config = load_config("tiny", [f"world.seed={seed}", "world.languages=en, de,fr"])
+    assert config.world.seed == seed and config.world.languages == ("en", "de", "fr")
+    assert config.world.video and config.world.identities == 2
+    with pytest.raises(InputError, match=r"world.resolution=65 is invalid"):
+        load_config("tiny", ["world.resolution=65"])
+    with pytest.raises(InputError, match=r"world.video='maybe': not a valid bool"):
+        load_config("tiny", ["world.video=maybe"])

@@ -49,7 +49,7 @@ def test_installed_copy_imports_kernels_configs_and_head(tmp_path):
         "from ggtalker_jax.flame import load_flame\n"
         "from ggtalker_jax.config import load_config\n"
         "print(k.__file__); print(t.__file__)\n"
-        "print(load_config('h100').preview.cell_size, load_flame().n_vertices)\n"
+        "print(load_config('gpu').preview.cell_size, load_flame().n_vertices)\n"
         # Every subpackage the demo needs made it into the installed copy (an editable
         # install of the checkout could otherwise serve a missing one).
         "import ggtalker_jax.data.world as w, ggtalker_jax.eval as e, ggtalker_jax.demo as d\n"

@@ -22,6 +22,7 @@ import numpy as np
 
 from ggtalker_jax.audio.speech import Phoneme
 from ggtalker_jax.errors import InputError
+from ggtalker_jax.types import FPS, SAMPLE_RATE
 
 EXPRESSION_NAMES = (
     "lips_part",  # 0: opens the lips without the jaw
@@ -261,11 +262,11 @@ _STRESS_GAIN = (0.85, 0.95, 1.05)
 def phonemes_to_trajectories(
     phonemes: Sequence[Phoneme],
     n_frames: int,
-    fps: float = 25.0,
+    fps: float = FPS,
     style: SpeakingStyle = SpeakingStyle(),  # noqa: B008 (frozen, so a safe default)
     n_exp: int = N_VISEME_EXPRESSION,
     audio: np.ndarray | None = None,
-    rate: int = 16000,
+    rate: int = SAMPLE_RATE,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Expression and jaw trajectories that articulate timed phonemes.
 

@@ -16,9 +16,7 @@ from pathlib import Path
 import numpy as np
 
 from ggtalker_jax.errors import InputError
-
-SAMPLE_RATE = 16000
-"""The one sample rate of the clip format and of every audio model in the package (Hz)."""
+from ggtalker_jax.types import FPS, SAMPLE_RATE
 
 # int16 full scale. Reading divides by the same number that writing multiplies by, so a round
 # trip is exact up to rounding; -32768 (which we never write) is clipped back to -1.
@@ -156,7 +154,7 @@ def resample_to_16k(audio: np.ndarray, rate: int) -> np.ndarray:  # [S_in] -> [S
     return resample_poly(audio, SAMPLE_RATE // g, rate // g).astype(np.float32)
 
 
-def num_frames(n_samples: int, rate: int = SAMPLE_RATE, fps: float = 25.0) -> int:
+def num_frames(n_samples: int, rate: int = SAMPLE_RATE, fps: float = FPS) -> int:
     """Number of video frames that cover ``n_samples`` of audio: ceil(n_samples * fps / rate).
 
     Frame ``t`` shows the instant interval [t / fps, (t + 1) / fps); the last frame may run past
@@ -168,7 +166,7 @@ def num_frames(n_samples: int, rate: int = SAMPLE_RATE, fps: float = 25.0) -> in
 def energy_envelope(
     audio: np.ndarray,  # [S]
     rate: int = SAMPLE_RATE,
-    fps: float = 25.0,
+    fps: float = FPS,
     n_frames: int | None = None,
 ) -> np.ndarray:  # [T]
     """Root-mean-square amplitude of the audio in each video frame's interval.

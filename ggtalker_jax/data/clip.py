@@ -31,10 +31,8 @@ from pathlib import Path
 import numpy as np
 
 from ggtalker_jax.errors import InputError
-from ggtalker_jax.types import FLAME_PARAM_FIELDS, FlameParams
+from ggtalker_jax.types import FLAME_PARAM_FIELDS, FPS, SAMPLE_RATE, FlameParams
 
-FPS = 25
-SAMPLE_RATE = 16000
 FLAME_KEYS = FLAME_PARAM_FIELDS  # the FLAME arrays of flame.npz
 META_KEYS = ("fps", "width", "height", "identity", "language", "voice", "seed", "source")
 CLIP_FILES = ("frames.mp4", "audio.wav", "flame.npz", "masks.npz", "bg.png", "meta.json")

@@ -15,6 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from ggtalker_jax.errors import InputError
+from ggtalker_jax.types import FPS
 
 # Near-lossless: the frames are ground truth for PSNR/SSIM, so keep coding noise well below
 # the differences the metrics are meant to show.
@@ -37,7 +38,7 @@ def _ffmpeg():
 def write_mp4(
     path: str | os.PathLike,
     frames: np.ndarray,
-    fps: int = 25,
+    fps: int = FPS,
     audio_path: str | os.PathLike | None = None,
     crf: int = DEFAULT_CRF,
 ) -> None:

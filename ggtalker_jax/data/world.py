@@ -20,19 +20,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ggtalker_jax.config import (
-    MAX_CLIPS,
-    MAX_CLIPS_PER_IDENTITY,
-    MAX_IDENTITIES,
-    MAX_RESOLUTION,
-    MAX_SECONDS,
-    MAX_SEED,
-    MAX_VIEWS,
-)
+from ggtalker_jax.config import WorldConfig
 from ggtalker_jax.data import scene
 from ggtalker_jax.data.clip import (
-    FPS,
-    SAMPLE_RATE,
     Clip,
     View,
     holds_only_clip_files,
@@ -52,85 +42,9 @@ from ggtalker_jax.outputs import (
     write_text_atomic,
 )
 from ggtalker_jax.render.mesh_render import render_textured_meshes
-from ggtalker_jax.types import FlameParams
+from ggtalker_jax.types import FPS, SAMPLE_RATE, FlameParams
 
 STAMP = "world.json"
-
-
-@dataclasses.dataclass(frozen=True)
-class WorldConfig:
-    """What to generate.
-
-    Attributes:
-      identities: number of people.
-      clips_per_identity: clips per person.
-      seconds: clip length.
-      resolution: frame side in pixels (even).
-      seed: world seed.
-      languages: espeak voices; identity ``i`` speaks ``languages[i % len]``.
-      views: extra cameras per clip (novel-view ground truth of the same instants).
-      video: render frames; ``False`` writes audio + FLAME only (audio-prior data).
-      texture_size: UV texture side in texels; 0 picks twice the resolution (128 to 1024),
-        about one texel per pixel on a frontal face.
-      shape_scale: std of the identity shape coefficients.
-    """
-
-    identities: int = 2
-    clips_per_identity: int = 2
-    seconds: float = 4.0
-    resolution: int = 256
-    seed: int = 0
-    languages: tuple[str, ...] = ("en",)
-    views: int = 0
-    video: bool = True
-    texture_size: int = 0
-    shape_scale: float = 0.6
-
-    def __post_init__(self):
-        checks = [
-            (1 <= self.identities <= MAX_IDENTITIES, "identities", f"1 to {MAX_IDENTITIES}"),
-            (
-                1 <= self.clips_per_identity <= MAX_CLIPS_PER_IDENTITY,
-                "clips_per_identity",
-                f"1 to {MAX_CLIPS_PER_IDENTITY}",
-            ),
-            (
-                self.identities * self.clips_per_identity <= MAX_CLIPS,
-                "clips_per_identity",
-                f"at most {MAX_CLIPS} clips in all (identities x clips_per_identity)",
-            ),
-            (0.4 <= self.seconds <= MAX_SECONDS, "seconds", f"between 0.4 and {MAX_SECONDS}"),
-            (
-                32 <= self.resolution <= MAX_RESOLUTION and self.resolution % 2 == 0,
-                "resolution",
-                f"an even number from 32 to {MAX_RESOLUTION} (H.264 needs even sizes)",
-            ),
-            (0 <= self.seed <= MAX_SEED, "seed", f"an integer from 0 to {MAX_SEED}"),
-            (len(self.languages) >= 1, "languages", "at least one espeak voice"),
-            (0 <= self.views <= MAX_VIEWS, "views", f"between 0 and {MAX_VIEWS}"),
-            (
-                self.texture_size == 0 or 64 <= self.texture_size <= 4096,
-                "texture_size",
-                "0 (auto) or 64 to 4096",
-            ),
-            (0 <= self.shape_scale <= 10, "shape_scale", "between 0 and 10"),
-        ]
-        for ok, name, want in checks:
-            if not ok:
-                raise InputError(
-                    f"world: {name}={getattr(self, name)!r} is invalid; " f"expected {want}"
-                )
-
-    @property
-    def n_frames(self) -> int:
-        return int(round(self.seconds * FPS))
-
-    @property
-    def texture_side(self) -> int:
-        """The UV texture side actually used (resolves ``texture_size=0``)."""
-        if self.texture_size:
-            return self.texture_size
-        return int(np.clip(2 * self.resolution, 128, 1024))
 
 
 @dataclasses.dataclass(frozen=True)

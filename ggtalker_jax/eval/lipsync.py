@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from ggtalker_jax.errors import InputError
+from ggtalker_jax.types import FPS, SAMPLE_RATE
 
 INNER_LIP_LANDMARKS = (62, 66)  # upper and lower inner-lip midpoints (iBUG 68)
 
@@ -35,7 +36,7 @@ def silent_frames(energy: np.ndarray, rel: float = 0.02, margin: int = 2) -> np.
 
 
 def lip_energy_report(
-    opening: np.ndarray, audio: np.ndarray, rate: int = 16000, fps: float = 25.0
+    opening: np.ndarray, audio: np.ndarray, rate: int = SAMPLE_RATE, fps: float = FPS
 ) -> dict:
     """How well a mouth-opening track follows the audio.
 

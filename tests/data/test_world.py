@@ -17,12 +17,14 @@ import pytest
 
 from ggtalker_jax.audio.speech import Phoneme
 from ggtalker_jax.audio.visemes import phonemes_to_visemes
-from ggtalker_jax.data.clip import FPS, SAMPLE_RATE, read_clip
+from ggtalker_jax.config import WorldConfig
+from ggtalker_jax.data.clip import read_clip
 from ggtalker_jax.data.video import probe_media
-from ggtalker_jax.data.world import WorldConfig, clip_name, iter_world, write_world
+from ggtalker_jax.data.world import clip_name, iter_world, write_world
 from ggtalker_jax.errors import InputError
 from ggtalker_jax.eval import inner_lip_distance, landmarks_on_mask, lip_energy_report
 from ggtalker_jax.flame import flame_forward, load_flame
+from ggtalker_jax.types import FPS, SAMPLE_RATE
 
 SIZE = 64  # one frame size for every rendering test here: one compilation
 
@@ -331,3 +333,17 @@ def test_tfds_build_and_read_without_tensorflow(video_world, tmp_path):
     # Built once: opening it again reads the same data without rebuilding.
     again = build_clip_dataset(out, tmp_path / "tfds")["train"]
     assert len(again) == len(source)
+
+
+def test_world_cli_reads_the_config_tree_and_flags_win(tmp_path):
+    """``ggtalker world`` takes --config/--set like every command; its flags are shortcuts
+    for world.* fields and override --set."""
+    args = ["world", "--out", "w", "--set", "world.video=false", "--set", "world.seconds=2"]
+    args += ["--set", "world.identities=3", "--identities", "1", "--clips-per-identity", "1"]
+    out = _cli(*args, "--seconds", "0.6", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert "1 clips (1 new, 0 kept) of 0.6 s" in out.stdout and "audio + FLAME only" in out.stdout
+    stamp = json.loads((tmp_path / "w" / "world.json").read_text())["config"]
+    assert (stamp["identities"], stamp["seconds"], stamp["video"]) == (1, 0.6, False)
+    bad = _cli("world", "--out", "w2", "--set", "world.views=99", cwd=tmp_path)
+    assert bad.returncode == 2 and "world.views=99 is invalid" in bad.stderr

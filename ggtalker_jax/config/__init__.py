@@ -1,0 +1,37 @@
+"""Configuration: frozen dataclasses, one section per stage, validated at construction,
+loaded by name (:func:`load_config`) with ``--set a.b=value`` overrides.
+
+Sections: :class:`WorldConfig` (``world``), :class:`DemoConfig` (``demo``),
+:class:`PreviewConfig` (``preview``), under :class:`Config`.
+"""
+
+from ggtalker_jax.config.demo import DemoConfig
+from ggtalker_jax.config.loading import config_names, load_config
+from ggtalker_jax.config.preview import PreviewConfig
+from ggtalker_jax.config.root import Config
+from ggtalker_jax.config.world import (
+    MAX_CLIPS,
+    MAX_CLIPS_PER_IDENTITY,
+    MAX_IDENTITIES,
+    MAX_RESOLUTION,
+    MAX_SECONDS,
+    MAX_SEED,
+    MAX_VIEWS,
+    WorldConfig,
+)
+
+__all__ = [
+    "MAX_CLIPS",
+    "MAX_CLIPS_PER_IDENTITY",
+    "MAX_IDENTITIES",
+    "MAX_RESOLUTION",
+    "MAX_SECONDS",
+    "MAX_SEED",
+    "MAX_VIEWS",
+    "Config",
+    "DemoConfig",
+    "PreviewConfig",
+    "WorldConfig",
+    "config_names",
+    "load_config",
+]

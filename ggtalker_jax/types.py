@@ -1,11 +1,24 @@
-"""Pytrees shared across the package, and the letters used in every shape comment.
+"""Pytrees shared across the package, the facts every stage agrees on, and the letters used
+in every shape comment.
 
-Letters: ``N`` Gaussians, ``V`` mesh vertices, ``F`` faces, ``C`` cameras, ``T`` frames,
-``B`` batch, ``H, W`` image size, ``D`` colour/feature channels, ``S`` identity-shape
-components, ``E`` expression components, ``J`` joints. A leading ``...`` is any batch shape.
+Letters (one meaning each):
+
+====  =====================================  ====  =====================================
+``N`` Gaussians                              ``T`` frames
+``V`` mesh vertices                          ``B`` batch
+``F`` faces                                  ``H``, ``W``  image height and width
+``C`` cameras                                ``D`` colour / feature channels
+``S`` identity-shape components              ``E`` expression components
+``J`` joints                                 ``A`` audio samples
+``L`` landmarks                              ``Hu``, ``Wu``  UV-map height and width
+====  =====================================  ====  =====================================
+
+A leading ``...`` is any batch shape.
 
 All containers are frozen dataclasses registered as JAX pytrees, so they pass through
-``jit``, ``vmap`` and ``grad`` and can be saved with orbax.
+``jit``, ``vmap`` and ``grad`` and can be saved with orbax. Shapes are checked by each
+container's ``check`` method (trace-time safe: shapes are static); values (NaN) only at host
+entry points.
 """
 
 from __future__ import annotations
@@ -25,6 +38,21 @@ FPS = 25
 
 SAMPLE_RATE = 16000
 """Audio samples per second (Hz) of the clip format and of every audio model."""
+
+EXPRESSION_NAMES = (
+    "lips_part",  # 0: opens the lips without the jaw
+    "lips_round",  # 1: pucker
+    "lips_spread",  # 2
+    "lips_press",  # 3: lips pressed together (bilabial closure)
+    "smile",  # 4
+    "frown",  # 5
+    "upper_lip_raise",  # 6
+    "lower_lip_depress",  # 7
+    "lips_funnel",  # 8
+    "smile_left",  # 9: asymmetric smile / sneer
+)
+"""Expression components of the procedural head, in coefficient order: the blendshapes that
+build it and the visemes that drive it both use this list."""
 
 
 def _pytree(cls):
@@ -141,3 +169,118 @@ class FlameOutput:
     vertices: Array
     joints: Array
     landmarks: Array
+
+
+def _check_shape(where: str, name: str, value, want: tuple) -> None:
+    """Compare ``value.shape`` with ``want`` (ints, or ``None`` for any size)."""
+    shape = tuple(value.shape)
+    ok = len(shape) >= len(want) and all(
+        w is None or s == w for s, w in zip(shape[len(shape) - len(want) :], want, strict=True)
+    )
+    if not ok:
+        pretty = ", ".join("?" if w is None else str(w) for w in want)
+        raise InputError(f"{where}: '{name}' has shape {shape}; expected [..., {pretty}]")
+
+
+@_pytree
+class Gaussians:
+    """A set of 3D Gaussians (gsplat's conventions, so renderers can be swapped).
+
+    Attributes:
+      means: ``[..., N, 3]`` world positions, metres.
+      quats: ``[..., N, 4]`` rotations, wxyz (any non-zero norm; normalised where used).
+      scales: ``[..., N, 3]`` standard deviations along the rotated axes, linear (not log).
+      opacities: ``[..., N]`` in 0..1.
+      colors: ``[..., N, D]`` colour or feature channels.
+    """
+
+    means: Array
+    quats: Array
+    scales: Array
+    opacities: Array
+    colors: Array
+
+    @property
+    def count(self) -> int:
+        """``N``."""
+        return int(self.means.shape[-2])
+
+    def check(self, where: str = "Gaussians") -> Gaussians:
+        """Refuse inconsistent shapes (trace-time safe) and an empty set; returns ``self``.
+
+        Raises:
+          InputError: one line naming the field and the expected shape.
+        """
+        _check_shape(where, "means", self.means, (None, 3))
+        n = self.means.shape[-2]
+        if n == 0:
+            raise InputError(f"{where}: holds 0 Gaussians; pass at least one")
+        _check_shape(where, "quats", self.quats, (n, 4))
+        _check_shape(where, "scales", self.scales, (n, 3))
+        _check_shape(where, "opacities", self.opacities, (n,))
+        _check_shape(where, "colors", self.colors, (n, None))
+        return self
+
+
+@dataclasses.dataclass(frozen=True)
+class Camera:
+    """Pinhole cameras (OpenCV convention, as gsplat: +z forward, +y down, pixel centres at
+    +0.5).
+
+    Attributes:
+      viewmat: ``[..., 4, 4]`` world->camera.
+      K: ``[..., 3, 3]`` intrinsics.
+      width, height: image size in pixels (static: part of the pytree's structure).
+    """
+
+    viewmat: Array
+    K: Array
+    width: int
+    height: int
+
+    def check(self, where: str = "Camera") -> Camera:
+        """Refuse wrong matrix shapes, mismatched batch shapes or a non-positive size."""
+        _check_shape(where, "viewmat", self.viewmat, (4, 4))
+        _check_shape(where, "K", self.K, (3, 3))
+        if tuple(self.viewmat.shape[:-2]) != tuple(self.K.shape[:-2]):
+            raise InputError(
+                f"{where}: viewmat {tuple(self.viewmat.shape)} and K {tuple(self.K.shape)} "
+                "have different leading shapes; give one K per viewmat"
+            )
+        if not (int(self.width) >= 1 and int(self.height) >= 1):
+            raise InputError(f"{where}: image size {self.width}x{self.height} must be positive")
+        return self
+
+
+jax.tree_util.register_dataclass(
+    Camera, data_fields=["viewmat", "K"], meta_fields=["width", "height"]
+)
+
+
+@_pytree
+class Mesh:
+    """A textured triangle mesh.
+
+    Attributes:
+      vertices: ``[..., V, 3]`` positions, metres.
+      faces: ``[F, 3]`` int32 vertex indices, counter-clockwise seen from outside.
+      vt: ``[Nvt, 2]`` texture coordinates (v grows upwards, as in OBJ and FLAME).
+      ft: ``[F, 3]`` int32 indices into ``vt`` per face corner.
+      texture: ``[Ht, Wt, 3]`` colours (row 0 is v = 1): uint8 on disk, float in 0..1 where
+        rendered.
+    """
+
+    vertices: Array
+    faces: Array
+    vt: Array
+    ft: Array
+    texture: Array
+
+    def check(self, where: str = "Mesh") -> Mesh:
+        """Refuse inconsistent shapes (trace-time safe)."""
+        _check_shape(where, "vertices", self.vertices, (None, 3))
+        _check_shape(where, "faces", self.faces, (None, 3))
+        _check_shape(where, "vt", self.vt, (None, 2))
+        _check_shape(where, "ft", self.ft, (self.faces.shape[-2], 3))
+        _check_shape(where, "texture", self.texture, (None, None, 3))
+        return self

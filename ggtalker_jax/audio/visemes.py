@@ -1,8 +1,8 @@
 """Phonemes → visemes → FLAME expression and jaw trajectories, for the synthetic world.
 
 A viseme is a mouth shape: a jaw rotation (``jaw_pose[0]``, radians about +x, positive opens) and
-weights for the procedural head's expression components (:data:`EXPRESSION_NAMES`, the order of
-``ggtalker_jax.flame.procedural``; one unit is a few millimetres of lip motion).
+weights for the procedural head's expression components
+(:data:`ggtalker_jax.types.EXPRESSION_NAMES`; one unit is a few millimetres of lip motion).
 
 The trajectory model is Cohen & Massaro's coarticulation (1993): every viseme span k has a target
 x_k and a dominance function D_k(t) = α_k · exp(-(|t - c_k| / w_k)²) around its centre c_k, and
@@ -22,23 +22,7 @@ import numpy as np
 
 from ggtalker_jax.audio.speech import Phoneme
 from ggtalker_jax.errors import InputError
-from ggtalker_jax.types import FPS, SAMPLE_RATE
-
-EXPRESSION_NAMES = (
-    "lips_part",  # 0: opens the lips without the jaw
-    "lips_round",  # 1: pucker
-    "lips_spread",  # 2
-    "lips_press",  # 3: lips pressed together (bilabial closure)
-    "smile",  # 4
-    "frown",  # 5
-    "upper_lip_raise",  # 6
-    "lower_lip_depress",  # 7
-    "lips_funnel",  # 8
-    "smile_left",  # 9: asymmetric smile / sneer
-)
-"""Expression components of the procedural head, in coefficient order (the same names and order
-as ``ggtalker_jax.flame.procedural_blendshapes.EXPRESSION_NAMES``; not imported, so audio does
-not depend on the mesh code)."""
+from ggtalker_jax.types import EXPRESSION_NAMES, FPS, SAMPLE_RATE
 
 N_VISEME_EXPRESSION = len(EXPRESSION_NAMES)
 _PRESS = EXPRESSION_NAMES.index("lips_press")

@@ -37,7 +37,6 @@ import numpy as np
 from ggtalker_jax.flame.procedural_annotations import landmark_embedding, region_masks, uv_layout
 from ggtalker_jax.flame.procedural_blendshapes import (
     DESIGNED_SHAPE_NAMES,
-    EXPRESSION_NAMES,
     expression_fields,
     mouth_frame,
     random_lip_field,
@@ -52,6 +51,7 @@ from ggtalker_jax.flame.procedural_rig import (
     skinning_weights,
 )
 from ggtalker_jax.outputs import atomic_file, output_file
+from ggtalker_jax.types import EXPRESSION_NAMES
 
 __all__ = [
     "EXPRESSION_NAMES",

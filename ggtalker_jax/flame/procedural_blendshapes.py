@@ -17,20 +17,9 @@ import numpy as np
 
 from ggtalker_jax.flame.procedural_mesh import HeadMesh
 from ggtalker_jax.flame.procedural_patches import MM, MOUTH_HALF_WIDTH, STOMION_Y
-from ggtalker_jax.flame.procedural_rig import smoothstep, vertex_normals
+from ggtalker_jax.flame.procedural_rig import smoothstep
+from ggtalker_jax.geometry.triangles import vertex_normals
 
-EXPRESSION_NAMES = (
-    "lips_part",
-    "lips_round",
-    "lips_spread",
-    "lips_press",
-    "smile",
-    "frown",
-    "upper_lip_raise",
-    "lower_lip_depress",
-    "lips_funnel",
-    "smile_left",
-)
 DESIGNED_SHAPE_NAMES = (
     "head_width",
     "head_height",

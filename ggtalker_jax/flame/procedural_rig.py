@@ -12,6 +12,7 @@ from scipy.optimize import nnls
 
 from ggtalker_jax.flame.procedural_mesh import EYE_N_LON, EYE_POLAR_DEG, HeadMesh
 from ggtalker_jax.flame.procedural_patches import MOUTH_HALF_WIDTH, STOMION_Y
+from ggtalker_jax.geometry.triangles import vertex_normals
 
 PARENTS = np.array([-1, 0, 1, 1, 1], np.int64)
 ROOT_JOINT = np.array([0.0, -0.012, -0.02])
@@ -25,16 +26,6 @@ def smoothstep(lo: float, hi: float, x: np.ndarray) -> np.ndarray:
     """0 below ``lo``, 1 above ``hi`` (``lo > hi`` flips it), C1 in between; exact 0 and 1."""
     u = np.clip((np.asarray(x) - lo) / (hi - lo), 0.0, 1.0)
     return u * u * (3.0 - 2.0 * u)
-
-
-def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
-    """Area-weighted outward unit normals [V, 3] of a mesh."""
-    tri = vertices[faces]
-    fn = np.cross(tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0])
-    n = np.zeros_like(vertices)
-    for k in range(3):
-        np.add.at(n, faces[:, k], fn)
-    return n / np.maximum(np.linalg.norm(n, axis=-1, keepdims=True), 1e-20)
 
 
 def root_weight(vertices: np.ndarray) -> np.ndarray:

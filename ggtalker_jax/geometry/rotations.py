@@ -1,8 +1,24 @@
-"""Rotation helpers shared by FLAME skinning, cameras and Gaussian rigging."""
+"""Rotations shared by FLAME skinning, cameras and Gaussian rigging: axis-angle (Rodrigues),
+quaternions (wxyz, gsplat's order) and homogeneous transforms. All ``jnp``, batched over
+leading dims.
+"""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+
+# One quaternion convention for the whole package: the splatting kernels' (they import
+# nothing from the talking-head stack, so the talking head imports theirs).
+from ggtalker_jax.kernels.splat.projection import quat_to_rotmat as quaternion_to_matrix
+
+__all__ = [
+    "axis_angle_to_matrix",
+    "axis_angle_to_matrix_reference",
+    "matrix_to_quaternion",
+    "quaternion_multiply",
+    "quaternion_to_matrix",
+    "rigid_transform",
+]
 
 
 def axis_angle_to_matrix(rotvec):
@@ -63,3 +79,58 @@ def rigid_transform(rotation, translation):
     top = jnp.concatenate([rotation, translation[..., :, None]], axis=-1)  # [..., 3, 4]
     bottom = jnp.broadcast_to(jnp.array([0.0, 0.0, 0.0, 1.0], top.dtype), (*top.shape[:-2], 1, 4))
     return jnp.concatenate([top, bottom], axis=-2)
+
+
+def matrix_to_quaternion(rotation):
+    """Rotation matrices ``[..., 3, 3]`` -> unit quaternions ``[..., 4]`` (wxyz, ``w >= 0``).
+
+    Each of the four candidate formulas divides by one of ``4w, 4x, 4y, 4z``; the one with
+    the largest denominator is used (Shepperd's method), so no branch loses precision near a
+    180-degree turn.
+    """
+    r = jnp.asarray(rotation)
+    m00, m11, m22 = r[..., 0, 0], r[..., 1, 1], r[..., 2, 2]
+    trace = m00 + m11 + m22
+    # Four times the square of each component, one per candidate.
+    squares = jnp.stack(
+        [1 + trace, 1 + m00 - m11 - m22, 1 - m00 + m11 - m22, 1 - m00 - m11 + m22], -1
+    )
+    d21, d02, d10 = (
+        r[..., 2, 1] - r[..., 1, 2],
+        r[..., 0, 2] - r[..., 2, 0],
+        r[..., 1, 0] - r[..., 0, 1],
+    )
+    s01, s02, s12 = (
+        r[..., 0, 1] + r[..., 1, 0],
+        r[..., 0, 2] + r[..., 2, 0],
+        r[..., 1, 2] + r[..., 2, 1],
+    )
+    candidates = jnp.stack(
+        [
+            jnp.stack([squares[..., 0], d21, d02, d10], -1),
+            jnp.stack([d21, squares[..., 1], s01, s02], -1),
+            jnp.stack([d02, s01, squares[..., 2], s12], -1),
+            jnp.stack([d10, s02, s12, squares[..., 3]], -1),
+        ],
+        -2,
+    )  # [..., 4, 4]: row k is 4·q·q_k
+    best = jnp.argmax(squares, axis=-1)
+    q = jnp.take_along_axis(candidates, best[..., None, None], axis=-2)[..., 0, :]
+    q = q / jnp.linalg.norm(q, axis=-1, keepdims=True)
+    return jnp.where(q[..., :1] < 0, -q, q)
+
+
+def quaternion_multiply(a, b):
+    """Hamilton product ``a ∘ b`` of wxyz quaternions ``[..., 4]`` (rotate by ``b``, then
+    ``a``)."""
+    aw, ax, ay, az = (a[..., i] for i in range(4))
+    bw, bx, by, bz = (b[..., i] for i in range(4))
+    return jnp.stack(
+        [
+            aw * bw - ax * bx - ay * by - az * bz,
+            aw * bx + ax * bw + ay * bz - az * by,
+            aw * by - ax * bz + ay * bw + az * bx,
+            aw * bz + ax * by - ay * bx + az * bw,
+        ],
+        -1,
+    )

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ggtalker_jax.errors import InputError
+from ggtalker_jax.geometry.triangles import vertex_normals
 from ggtalker_jax.render.mesh_checks import check_camera, check_image_size, check_mesh
 from ggtalker_jax.render.mesh_raster import (
     apply_matrix,
@@ -75,21 +76,6 @@ def sample_texture(texture: jax.Array, uv: jax.Array, flip_v: bool = False) -> j
     top = texture[y0, x0] * (1.0 - fx) + texture[y0, x1] * fx
     bottom = texture[y1, x0] * (1.0 - fx) + texture[y1, x1] * fx
     return top * (1.0 - fy) + bottom * fy
-
-
-def vertex_normals(vertices: jax.Array, faces: jax.Array) -> jax.Array:
-    """Smooth unit vertex normals: area-weighted sum of the adjacent faces' normals.
-
-    Args:
-      vertices: ``[V, 3]``.  faces: ``[F, 3]`` counter-clockwise seen from outside.
-
-    Returns:
-      ``[V, 3]`` outward unit normals (zero for vertices in no face).
-    """
-    corners = vertices[faces]  # [F, 3, 3]
-    face_n = jnp.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])  # 2·area
-    acc = jnp.zeros_like(vertices).at[faces.reshape(-1)].add(jnp.repeat(face_n, 3, axis=0))
-    return acc / jnp.maximum(_norm(acc), 1e-20)[..., None]
 
 
 def shade(

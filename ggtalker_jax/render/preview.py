@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw
 from ggtalker_jax.flame.lbs import flame_forward
 from ggtalker_jax.flame.model import FlameModel
 from ggtalker_jax.geometry.camera import intrinsics, look_at, project_points
-from ggtalker_jax.types import FlameParams
+from ggtalker_jax.types import EXPRESSION_NAMES, FlameParams
 
 _SKIN = np.array([0.86, 0.68, 0.58])
 _REGION_COLORS = {  # later regions win where masks overlap
@@ -108,10 +108,7 @@ def default_cells(model: FlameModel, strength: float = 2.0) -> list[list[Preview
 
 
 def _expression_names(model: FlameModel) -> list[str]:
-    try:
-        from ggtalker_jax.flame.procedural import EXPRESSION_NAMES
-    except ImportError:
-        EXPRESSION_NAMES = ()
+    # The procedural head's names fit a model built like it (a mouth cavity, the same count).
     if "mouth_interior" in model.masks and len(EXPRESSION_NAMES) >= min(model.n_exp, 4):
         return list(EXPRESSION_NAMES)
     return [f"exp {i}" for i in range(model.n_exp)]

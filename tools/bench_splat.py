@@ -26,9 +26,11 @@ import jax.numpy as jnp
 import numpy as np
 
 from ggtalker_jax.flame import load_flame
+from ggtalker_jax.geometry.rigging import transform_gaussians
 from ggtalker_jax.geometry.rotations import axis_angle_to_matrix_reference
 from ggtalker_jax.kernels.splat import rasterization
 from ggtalker_jax.render.head_scene import head_gaussians, portrait_cameras
+from ggtalker_jax.types import Gaussians
 
 FIELDS = ("means", "quats", "scales", "opacities", "colors")
 
@@ -46,20 +48,14 @@ def make_workload(model, n, size, batch, seed=0):
         )
     )
     center = g["means"].mean(0)
-    means = np.einsum("bij,nj->bni", rots, g["means"] - center) + center
-    from ggtalker_jax.kernels.splat.projection import quat_to_rotmat
-
-    frames = np.asarray(quat_to_rotmat(jnp.asarray(g["quats"])))
-    from ggtalker_jax.render.head_scene import rotmat_to_quat
-
-    quats = rotmat_to_quat(np.einsum("bij,njk->bnik", rots, frames))
+    posed = transform_gaussians(
+        Gaussians(**{k: jnp.asarray(g[k] - center if k == "means" else g[k]) for k in FIELDS}),
+        rots,
+        np.broadcast_to(center, (batch, 3)),
+    )
     tile = lambda x: np.broadcast_to(x, (batch, *x.shape)).copy()
     return {
-        "means": means.astype(np.float32),
-        "quats": quats.astype(np.float32),
-        "scales": tile(g["scales"]),
-        "opacities": tile(g["opacities"]),
-        "colors": tile(g["colors"]),
+        **{k: np.asarray(getattr(posed, k), np.float32) for k in FIELDS},
         "viewmats": tile(view),
         "Ks": tile(k),
     }

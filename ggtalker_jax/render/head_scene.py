@@ -2,30 +2,20 @@
 initialisation for the head model.
 
 Gaussians are sampled on the rest mesh with probability proportional to triangle area,
-oriented by the triangle's frame (flat along the surface, thin along the normal), sized to
-the local sample spacing, and seen by a portrait camera.
+oriented by the triangle's rigging frame (:func:`ggtalker_jax.geometry.triangles.triangle_frames`:
+flat along the surface, thin along the normal), sized to the local sample spacing, and seen by
+a portrait camera.
 """
 
 from __future__ import annotations
 
+import jax.numpy as jnp
 import numpy as np
 
 from ggtalker_jax.flame.model import FlameModel
 from ggtalker_jax.geometry.camera import intrinsics, look_at
-
-
-def rotmat_to_quat(r: np.ndarray) -> np.ndarray:
-    """Rotation matrices ``[..., 3, 3]`` -> unit quaternions ``[..., 4]`` (wxyz)."""
-    r = np.asarray(r, np.float64)
-    w = np.sqrt(np.maximum(0.0, 1.0 + r[..., 0, 0] + r[..., 1, 1] + r[..., 2, 2])) / 2
-    x = np.sqrt(np.maximum(0.0, 1.0 + r[..., 0, 0] - r[..., 1, 1] - r[..., 2, 2])) / 2
-    y = np.sqrt(np.maximum(0.0, 1.0 - r[..., 0, 0] + r[..., 1, 1] - r[..., 2, 2])) / 2
-    z = np.sqrt(np.maximum(0.0, 1.0 - r[..., 0, 0] - r[..., 1, 1] + r[..., 2, 2])) / 2
-    x = np.copysign(x, r[..., 2, 1] - r[..., 1, 2])
-    y = np.copysign(y, r[..., 0, 2] - r[..., 2, 0])
-    z = np.copysign(z, r[..., 1, 0] - r[..., 0, 1])
-    q = np.stack([w, x, y, z], -1)
-    return q / np.linalg.norm(q, axis=-1, keepdims=True)
+from ggtalker_jax.geometry.rotations import matrix_to_quaternion
+from ggtalker_jax.geometry.triangles import triangle_frames
 
 
 def head_gaussians(
@@ -51,23 +41,21 @@ def head_gaussians(
     faces = faces[~skip[faces].any(-1)]
     tri = verts[faces]
     e1, e2 = tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]
-    normal = np.cross(e1, e2)
-    area = 0.5 * np.linalg.norm(normal, axis=-1)
+    area = 0.5 * np.linalg.norm(np.cross(e1, e2), axis=-1)
     pick = rng.choice(len(faces), size=n, p=area / area.sum())
     u, v = rng.random(n), rng.random(n)
     flip = u + v > 1
     u, v = np.where(flip, 1 - u, u), np.where(flip, 1 - v, v)
     means = tri[pick, 0] + u[:, None] * e1[pick] + v[:, None] * e2[pick]
-    a0 = e1[pick] / np.linalg.norm(e1[pick], axis=-1, keepdims=True)
-    a2 = normal[pick] / np.linalg.norm(normal[pick], axis=-1, keepdims=True)
-    a1 = np.cross(a2, a0)
-    frame = np.stack([a0, a1, a2], -1)  # columns: tangent, bitangent, normal
+    # The rigging frame: columns (edge, normal, in-plane), so the thin axis is the second.
+    rotation, _, _ = triangle_frames(jnp.asarray(verts, jnp.float32), faces[pick])
     spacing = np.sqrt(area.sum() / n)
     tangent = spacing * np.exp(rng.normal(0.0, 0.35, (n, 2))) * 0.9
-    scales = np.concatenate([tangent, 0.15 * tangent.min(-1, keepdims=True)], -1)
+    thin = 0.15 * tangent.min(-1, keepdims=True)
+    scales = np.concatenate([tangent[:, :1], thin, tangent[:, 1:]], -1)
     return {
         "means": means.astype(np.float32),
-        "quats": rotmat_to_quat(frame).astype(np.float32),
+        "quats": np.asarray(matrix_to_quaternion(rotation), np.float32),
         "scales": scales.astype(np.float32),
         "opacities": rng.uniform(0.35, 1.0, n).astype(np.float32),
         "colors": rng.uniform(0.0, 1.0, (n, 3)).astype(np.float32),

@@ -32,7 +32,10 @@ def transform_gaussians(gaussians: Gaussians, rotation, translation) -> Gaussian
         + translation[..., None, :]
     )
     turn = matrix_to_quaternion(rotation)[..., None, :]  # [..., 1, 4]
-    quats = quaternion_multiply(jnp.broadcast_to(turn, (*means.shape[:-1], 4)), gaussians.quats)
+    shape = (*means.shape[:-1], 4)
+    quats = quaternion_multiply(
+        jnp.broadcast_to(turn, shape), jnp.broadcast_to(gaussians.quats, shape)
+    )
     batch = means.shape[:-2]
     return Gaussians(
         means=means,

@@ -17,6 +17,7 @@ if (
         os.environ.get("XLA_FLAGS", "") + " --xla_force_host_platform_device_count=8"
     )
 
+import contextlib
 import secrets
 from pathlib import Path
 
@@ -56,3 +57,30 @@ def rng(request) -> np.random.Generator:
 def key(rng) -> jax.Array:
     """A fresh JAX key derived from :func:`rng`."""
     return jax.random.key(int(rng.integers(2**31)))
+
+
+@contextlib.contextmanager
+def _count_traces():
+    """Count the jaxpr traces (one per jit cache miss) inside the block, through JAX's
+    public monitoring events: ``with count_traces() as traces: ...; traces()``.
+
+    For functions a test cannot wrap in ``chex.assert_max_traces`` (a library's eager entry
+    point that calls its own jitted core).
+    """
+    events = []
+
+    def listener(event, duration, **kwargs):
+        if event == "/jax/core/compile/jaxpr_trace_duration":
+            events.append(duration)
+
+    jax.monitoring.register_event_duration_secs_listener(listener)
+    try:
+        yield lambda: len(events)
+    finally:
+        jax.monitoring.unregister_event_duration_listener(listener)
+
+
+@pytest.fixture
+def count_traces():
+    """:func:`_count_traces`, for tests that check a function does not retrace."""
+    return _count_traces

@@ -26,6 +26,9 @@ import numpy as np
 import pytest
 
 jax.config.update("jax_numpy_rank_promotion", "raise")
+# No silent dtype widening: mixing float32 with a Python float is fine, but float32 with
+# float64/int arrays must be written out (jnp.asarray(x, jnp.float32)).
+jax.config.update("jax_numpy_dtype_promotion", "strict")
 jax.config.update("jax_compilation_cache_dir", str(Path(__file__).parent.parent / ".jax_cache"))
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
 

@@ -1,4 +1,4 @@
-"""FLAME: a chumpy-free loader, skinning in ``jnp``, and a procedural FLAME-format head.
+"""FLAME: a chumpy-free loader behind an allow-list unpickler, and skinning in ``jnp``.
 
 >>> from ggtalker_jax.flame import load_flame, flame_forward
 >>> from ggtalker_jax.types import FlameParams
@@ -9,13 +9,9 @@ True
 """
 
 from ggtalker_jax.flame.lbs import flame_forward
-from ggtalker_jax.flame.loader import (
-    convert_flame,
-    default_head_path,
-    load_flame,
-    read_pickle_safely,
-)
+from ggtalker_jax.flame.loader import convert_flame, default_head_path, load_flame
 from ggtalker_jax.flame.model import FlameModel
+from ggtalker_jax.flame.safe_pickle import read_pickle_safely
 
 __all__ = [
     "FlameModel",

@@ -24,6 +24,7 @@ mask_<region>       [k]                    optional vertex-index sets (lips, fac
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Mapping
 
 import jax
 import numpy as np
@@ -39,6 +40,9 @@ REQUIRED_KEYS = (
     "weights",
     "kintree_table",
 )
+
+# The last clause of a shape or value error in a model file: what the user should check.
+_FIX = "is this a FLAME model file?"
 
 # Where each optional part comes from, for the error that names a missing one.
 _OPTIONAL_SOURCES = {
@@ -117,7 +121,7 @@ class FlameModel:
     @classmethod
     def from_arrays(
         cls,
-        arrays: dict,
+        arrays: Mapping,
         source: str = "<arrays>",
         n_shape: int | None = None,
         n_exp: int | None = None,
@@ -131,55 +135,31 @@ class FlameModel:
             the file's ``n_shape``/``n_exp`` keys, else FLAME's 300/100 split of 400 columns.
 
         Raises:
-          InputError: naming the key and the sizes when the dict is not FLAME-shaped.
+          InputError: naming the key, what it holds and what a FLAME model holds there, when
+            the dict is not FLAME-shaped (wrong type, shape or dtype, NaN, index out of range).
         """
+        if not isinstance(arrays, Mapping):
+            raise InputError(f"{source}: holds a {type(arrays).__name__}, not a dict of arrays")
         missing = [k for k in REQUIRED_KEYS if k not in arrays]
         if missing:
             raise InputError(
                 f"{source}: not a FLAME model (missing keys {missing}); expected a FLAME "
                 ".pkl/.npz with " + ", ".join(REQUIRED_KEYS)
             )
-        a = {k: np.asarray(v) for k, v in arrays.items()}
-        v_template = _float(a, "v_template", source)
-        n_v = v_template.shape[0]
+        v_template = _float(arrays, "v_template", source)
         _expect(
-            v_template.ndim == 2 and v_template.shape[1] == 3,
+            v_template.ndim == 2 and v_template.shape[1] == 3 and v_template.shape[0] > 0,
             source,
             "v_template",
             v_template.shape,
-            "[V, 3]",
+            "[V, 3] with V > 0",
         )
-        faces = a["f"]
-        _expect(
-            faces.ndim == 2 and faces.shape[1] == 3 and np.issubdtype(faces.dtype, np.integer),
-            source,
-            "f",
-            faces.shape,
-            "[F, 3] integers",
-        )
-        _expect(
-            faces.size > 0 and faces.min() >= 0 and faces.max() < n_v,
-            source,
-            "f",
-            faces.shape,
-            f"indices in [0, {n_v})",
-        )
-        kintree = a["kintree_table"].astype(np.int64)
-        _expect(
-            kintree.ndim == 2 and kintree.shape[0] == 2,
-            source,
-            "kintree_table",
-            kintree.shape,
-            "[2, J]",
-        )
-        n_j = kintree.shape[1]
-        parents = tuple(-1 if p >= n_j or p < 0 else int(p) for p in kintree[0])
-        if parents[0] != -1 or any(p >= i for i, p in enumerate(parents) if i > 0):
-            raise InputError(
-                f"{source}: kintree_table parents {list(parents)} are not a "
-                "tree rooted at joint 0 with parents before children"
-            )
-        shapedirs_all = _float(a, "shapedirs", source)
+        n_v = v_template.shape[0]
+        faces = index_array(arrays["f"], n_v, source, "f", width=3)
+        _expect(faces.shape[0] > 0, source, "f", faces.shape, "[F, 3] with F > 0")
+        parents = _parents(arrays, source)
+        n_j = len(parents)
+        shapedirs_all = _float(arrays, "shapedirs", source)
         _expect(
             shapedirs_all.ndim == 3 and shapedirs_all.shape[:2] == (n_v, 3),
             source,
@@ -187,7 +167,7 @@ class FlameModel:
             shapedirs_all.shape,
             f"[{n_v}, 3, S + E]",
         )
-        file_s, file_e = _split(a, shapedirs_all.shape[2], source)
+        file_s, file_e = _split(arrays, shapedirs_all.shape[2], source)
         n_shape = file_s if n_shape is None else n_shape
         n_exp = file_e if n_exp is None else n_exp
         if not (0 <= n_shape <= file_s and 0 <= n_exp <= file_e):
@@ -195,63 +175,23 @@ class FlameModel:
                 f"{source}: asked for n_shape={n_shape}, n_exp={n_exp} but the "
                 f"file has {file_s} shape and {file_e} expression components"
             )
-        posedirs = _float(a, "posedirs", source)
-        _expect(
-            posedirs.shape == (n_v, 3, 9 * (n_j - 1)),
-            source,
-            "posedirs",
-            posedirs.shape,
-            f"[{n_v}, 3, {9 * (n_j - 1)}]",
-        )
-        j_reg = _float(a, "J_regressor", source)
-        _expect(j_reg.shape == (n_j, n_v), source, "J_regressor", j_reg.shape, f"[{n_j}, {n_v}]")
-        weights = _float(a, "weights", source)
-        _expect(weights.shape == (n_v, n_j), source, "weights", weights.shape, f"[{n_v}, {n_j}]")
-        lmk_f = a.get("lmk_faces_idx", np.zeros((0,), np.int32)).astype(np.int32)
-        lmk_b = (
-            _float(a, "lmk_bary_coords", source)
-            if "lmk_faces_idx" in a
-            else np.zeros((0, 3), np.float32)
-        )
-        _expect(
-            lmk_b.shape == (lmk_f.shape[0], 3),
-            source,
-            "lmk_bary_coords",
-            lmk_b.shape,
-            f"[{lmk_f.shape[0]}, 3]",
-        )
-        _expect(
-            lmk_f.size == 0 or (lmk_f.min() >= 0 and lmk_f.max() < faces.shape[0]),
-            source,
-            "lmk_faces_idx",
-            lmk_f.shape,
-            f"face indices in [0, {faces.shape[0]})",
-        )
-        vt = _float(a, "vt", source) if "vt" in a else np.zeros((0, 2), np.float32)
-        ft = a.get("ft", np.zeros((0, 3), np.int32)).astype(np.int32)
-        if vt.shape[0]:
-            _expect(
-                ft.shape == faces.shape and ft.max() < vt.shape[0],
-                source,
-                "ft",
-                ft.shape,
-                f"{faces.shape} indices into vt",
-            )
+        lmk_faces_idx, lmk_bary_coords = _landmarks(arrays, faces.shape[0], source)
+        vt, ft = _uv(arrays, faces.shape, source)
         masks = {
-            k[len("mask_") :]: v.astype(np.int32).reshape(-1)
-            for k, v in a.items()
-            if k.startswith("mask_")
+            k[len("mask_") :]: index_array(v, n_v, source, k)
+            for k, v in arrays.items()
+            if isinstance(k, str) and k.startswith("mask_")
         }
         return cls(
             v_template=v_template,
-            faces=faces.astype(np.int32),
+            faces=faces,
             shapedirs=shapedirs_all[..., :n_shape],
             exprdirs=shapedirs_all[..., file_s : file_s + n_exp],
-            posedirs=posedirs,
-            j_regressor=j_reg,
-            weights=weights,
-            lmk_faces_idx=lmk_f,
-            lmk_bary_coords=lmk_b,
+            posedirs=_float(arrays, "posedirs", source, (n_v, 3, 9 * (n_j - 1))),
+            j_regressor=_float(arrays, "J_regressor", source, (n_j, n_v)),
+            weights=_float(arrays, "weights", source, (n_v, n_j)),
+            lmk_faces_idx=lmk_faces_idx,
+            lmk_bary_coords=lmk_bary_coords,
             vt=vt,
             ft=ft,
             masks=masks,
@@ -305,10 +245,10 @@ jax.tree_util.register_dataclass(
 )
 
 
-def _split(a: dict, total: int, source: str) -> tuple[int, int]:
+def _split(a: Mapping, total: int, source: str) -> tuple[int, int]:
     """Number of shape and expression columns in ``shapedirs``."""
     if "n_shape" in a and "n_exp" in a:
-        s, e = int(a["n_shape"]), int(a["n_exp"])
+        s, e = _count(a, "n_shape", source), _count(a, "n_exp", source)
         if s + e != total:
             raise InputError(f"{source}: n_shape={s} + n_exp={e} != shapedirs columns {total}")
         return s, e
@@ -320,16 +260,143 @@ def _split(a: dict, total: int, source: str) -> tuple[int, int]:
     )
 
 
-def _float(a: dict, key: str, source: str) -> np.ndarray:
-    value = np.asarray(a[key], dtype=np.float32)
+def _count(a: Mapping, key: str, source: str) -> int:
+    value = numeric_array(a[key], source, key).reshape(-1)
+    if value.shape != (1,) or value.dtype.kind not in "iu" or value[0] < 0:
+        raise InputError(
+            f"{source}: '{key}' is {value[:4].tolist()} ({value.dtype}, {value.size} values), "
+            "expected one whole number >= 0; is this a FLAME model file?"
+        )
+    return int(value[0])
+
+
+def _parents(a: Mapping, source: str) -> tuple[int, ...]:
+    """Parent joint of each joint, ``-1`` for the root, from row 0 of ``kintree_table``.
+
+    FLAME writes the root's parent as uint32 ``-1`` (``2**32 - 1``), so any value outside
+    ``[0, J)`` marks the root; every other joint's parent must come before it, which is the
+    order LBS composes the joint transforms in.
+    """
+    kintree = numeric_array(a["kintree_table"], source, "kintree_table")
+    _expect(
+        kintree.ndim == 2
+        and kintree.shape[0] == 2
+        and kintree.shape[1] > 0
+        and kintree.dtype.kind in "iu",
+        source,
+        "kintree_table",
+        kintree.shape,
+        "[2, J] integers with J > 0",
+    )
+    row = kintree[0].astype(np.int64)  # uint64 -1 wraps to -1, uint32 -1 stays 2**32 - 1
+    n_j = row.shape[0]
+    if 0 <= row[0] < n_j:
+        raise InputError(
+            f"{source}: kintree_table gives the root joint 0 the parent {row[0]}; FLAME "
+            "marks the root with -1 (or 2**32 - 1)"
+        )
+    bad = np.nonzero((row[1:] < 0) | (row[1:] >= np.arange(1, n_j)))[0]
+    if bad.size:
+        joint = int(bad[0]) + 1
+        raise InputError(
+            f"{source}: kintree_table gives joint {joint} the parent {row[joint]}; each "
+            "joint's parent must be a joint before it (only joint 0 is a root)"
+        )
+    return (-1, *(int(p) for p in row[1:]))
+
+
+def _landmarks(a: Mapping, n_faces: int, source: str) -> tuple[np.ndarray, np.ndarray]:
+    """The optional landmark embedding: faces ``[L]`` and barycentrics ``[L, 3]``."""
+    if "lmk_faces_idx" not in a:
+        return np.zeros((0,), np.int32), np.zeros((0, 3), np.float32)
+    if "lmk_bary_coords" not in a:
+        raise InputError(
+            f"{source}: has 'lmk_faces_idx' but no 'lmk_bary_coords'; convert the model "
+            "again with --landmarks"
+        )
+    faces = index_array(a["lmk_faces_idx"], n_faces, source, "lmk_faces_idx")
+    bary = _float(a, "lmk_bary_coords", source, (faces.shape[0], 3))
+    return faces, bary
+
+
+def _uv(a: Mapping, faces_shape: tuple, source: str) -> tuple[np.ndarray, np.ndarray]:
+    """The optional UVs: ``vt [Nvt, 2]`` and one UV triangle per face, ``ft [F, 3]``."""
+    if "vt" not in a:
+        return np.zeros((0, 2), np.float32), np.zeros((0, 3), np.int32)
+    vt = _float(a, "vt", source)
+    _expect(vt.ndim == 2 and vt.shape[1] == 2, source, "vt", vt.shape, "[Nvt, 2]")
+    if vt.shape[0] == 0:
+        return vt, np.zeros((0, 3), np.int32)
+    if "ft" not in a:
+        raise InputError(f"{source}: has 'vt' but no 'ft'; convert the model again with --uv")
+    ft = index_array(a["ft"], vt.shape[0], source, "ft", width=3)
+    _expect(ft.shape == faces_shape, source, "ft", ft.shape, f"{list(faces_shape)}, one per face")
+    return vt, ft
+
+
+def numeric_array(value, source: str, key: str, fix: str = _FIX) -> np.ndarray:
+    """``value`` as a numpy array of booleans, integers or floats, else an InputError."""
+    try:
+        array = np.asarray(value)
+    except (ValueError, TypeError, OverflowError):  # ragged nesting, huge Python ints
+        array = np.empty(0, object)  # reported below as the type it came as
+    if array.dtype.kind not in "biuf":
+        if array.dtype.hasobject and not isinstance(value, np.ndarray):
+            what = f"is of type {type(value).__name__}"  # None, a dict, a ragged list...
+        else:
+            what = f"holds {array.dtype} values"
+        raise InputError(f"{source}: '{key}' {what}, expected an array of numbers; {fix}")
+    return array
+
+
+def index_array(
+    value, bound: int, source: str, key: str, width: int | None = None, fix: str = _FIX
+) -> np.ndarray:
+    """``value`` as int32 indices in ``[0, bound)``, else a one-line InputError naming ``key``.
+
+    Args:
+      value: integers (floats that hold whole numbers pass too); ``[N, width]``, or any shape,
+        flattened to ``[N]``, when ``width`` is None.
+      bound: how many things the indices point into (vertices, faces, UVs).
+      source, key: the file and the array, for the error.
+      width: row length of a 2-D index array (3 for triangles).
+      fix: the error's last clause, telling the user what to do.
+
+    Returns:
+      int32 ``[N, width]`` or ``[N]``.
+    """
+    array = numeric_array(value, source, key, fix)
+    if width is None:
+        array = array.reshape(-1)
+    else:
+        ok = array.ndim == 2 and array.shape[1] == width
+        _expect(ok, source, key, array.shape, f"[N, {width}]", fix)
+    if array.dtype.kind == "b":
+        raise InputError(f"{source}: '{key}' holds booleans, expected integer indices; {fix}")
+    if array.dtype.kind == "f":
+        whole = np.isfinite(array) & (array == np.round(array))
+        if not whole.all():
+            raise InputError(
+                f"{source}: '{key}' holds {array[~whole][0]}, expected integer indices; {fix}"
+            )
+    outside = (array < 0) | (array >= bound)
+    if outside.any():
+        raise InputError(
+            f"{source}: '{key}' holds index {int(array[outside][0])}, outside [0, {bound}); {fix}"
+        )
+    return array.astype(np.int32)
+
+
+def _float(a: Mapping, key: str, source: str, shape: tuple | None = None) -> np.ndarray:
+    """``a[key]`` as finite float32, of ``shape`` when given."""
+    value = numeric_array(a[key], source, key).astype(np.float32)
+    if shape is not None:
+        _expect(value.shape == shape, source, key, value.shape, f"[{', '.join(map(str, shape))}]")
     if not np.all(np.isfinite(value)):
         raise InputError(f"{source}: '{key}' holds NaN/Inf values; the file is corrupt")
     return value
 
 
-def _expect(ok: bool, source: str, key: str, shape, want: str) -> None:
+def _expect(ok: bool, source: str, key: str, shape, want: str, fix: str = _FIX) -> None:
     if not ok:
-        raise InputError(
-            f"{source}: '{key}' has shape {tuple(shape)}, expected {want}; "
-            "is this a FLAME model file?"
-        )
+        raise InputError(f"{source}: '{key}' has shape {tuple(shape)}, expected {want}; {fix}")

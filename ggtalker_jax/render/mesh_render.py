@@ -72,7 +72,7 @@ def sample_texture(texture: jax.Array, uv: jax.Array, flip_v: bool = False) -> j
     x0 = jnp.clip(jnp.floor(x).astype(jnp.int32), 0, max(w - 2, 0))
     y0 = jnp.clip(jnp.floor(y).astype(jnp.int32), 0, max(h - 2, 0))
     x1, y1 = jnp.minimum(x0 + 1, w - 1), jnp.minimum(y0 + 1, h - 1)
-    fx, fy = (x - x0)[..., None], (y - y0)[..., None]
+    fx, fy = (x - x0.astype(x.dtype))[..., None], (y - y0.astype(y.dtype))[..., None]
     top = texture[y0, x0] * (1.0 - fx) + texture[y0, x1] * fx
     bottom = texture[y1, x0] * (1.0 - fx) + texture[y1, x1] * fx
     return top * (1.0 - fy) + bottom * fy

@@ -54,8 +54,8 @@ def composite_image_reference(
     idx = jnp.arange(n_chunks * chunk).reshape(n_chunks, chunk)
 
     def one_chunk(pix):
-        px = (pix % width).astype(jnp.float32) + 0.5
-        py = (pix // width).astype(jnp.float32) + 0.5
+        px = (pix % width).astype(mx.dtype) + 0.5
+        py = (pix // width).astype(mx.dtype) + 0.5
         dx = mx[None, :] - px[:, None]
         dy = my[None, :] - py[:, None]
         sigma = 0.5 * (ca[None, :] * dx * dx + cc[None, :] * dy * dy) + cb[None, :] * dx * dy

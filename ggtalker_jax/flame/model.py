@@ -111,7 +111,7 @@ class FlameModel:
             "masks": bool(self.masks),
         }
         if part not in present:
-            raise ValueError(f"unknown FLAME part {part!r}; one of {sorted(present)}")
+            raise InputError(f"unknown FLAME part {part!r}; one of {sorted(present)}")
         if not present[part]:
             raise InputError(
                 f"{self.source}: this FLAME model has no {part}; add them with "

@@ -34,6 +34,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ggtalker_jax.errors import InputError
 from ggtalker_jax.flame.procedural_annotations import landmark_embedding, region_masks, uv_layout
 from ggtalker_jax.flame.procedural_blendshapes import (
     DESIGNED_SHAPE_NAMES,
@@ -96,7 +97,7 @@ def make_procedural_head(
       float32.
     """
     if n_shape < 0 or n_exp < 0:
-        raise ValueError(f"n_shape and n_exp must be >= 0, got {n_shape} and {n_exp}")
+        raise InputError(f"n_shape and n_exp must be >= 0, got {n_shape} and {n_exp}")
     rng = np.random.default_rng(seed)
     mesh = build_head_mesh()
     frame = mouth_frame(mesh)

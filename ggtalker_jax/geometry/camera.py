@@ -2,6 +2,8 @@
 
 import numpy as np
 
+from ggtalker_jax.errors import InputError
+
 
 def look_at(eye, target, up=(0.0, 1.0, 0.0)) -> np.ndarray:
     """World->camera matrix of a camera at ``eye`` looking at ``target``.
@@ -18,7 +20,9 @@ def look_at(eye, target, up=(0.0, 1.0, 0.0)) -> np.ndarray:
     z /= np.linalg.norm(z)
     x = np.cross(z, up)
     if np.linalg.norm(x) < 1e-9:
-        raise ValueError(f"look_at: up {up} is parallel to the viewing direction {z}")
+        raise InputError(
+            f"look_at: up {up} is parallel to the viewing direction {z}; pass another up vector"
+        )
     x /= np.linalg.norm(x)
     y = np.cross(z, x)
     view = np.eye(4)

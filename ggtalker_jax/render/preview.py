@@ -12,6 +12,7 @@ import jax
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ggtalker_jax.errors import InputError
 from ggtalker_jax.flame.lbs import flame_forward
 from ggtalker_jax.flame.model import FlameModel
 from ggtalker_jax.geometry.camera import intrinsics, look_at, project_points
@@ -126,7 +127,7 @@ def render_preview_grid(
       An RGB image of ``rows * cell_size`` by ``cols * cell_size`` pixels, labelled per cell.
     """
     if cell_size < 32:
-        raise ValueError(f"cell_size {cell_size} is too small; use at least 32 pixels")
+        raise InputError(f"cell_size {cell_size} is too small; use at least 32 pixels")
     cells = default_cells(model) if cells is None else cells
     flat = [c for row in cells for c in row]
     params = FlameParams.zeros(model.n_shape, model.n_exp, (len(flat),)).replace(

@@ -15,14 +15,10 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from ggtalker_jax.kernels.splat.config import KernelConfig
+from ggtalker_jax.kernels.splat.config import KernelConfig, SplatInputError
 
 RENDER_MODES = ("RGB", "D", "ED", "RGB+D", "RGB+ED")
 BACKENDS = ("auto", "reference", "pallas")
-
-
-class SplatInputError(ValueError):
-    """Bad arguments to :func:`rasterization`: one line naming the argument and the fix."""
 
 
 def _show(value) -> str:

@@ -15,6 +15,11 @@ def padded_channels(n_channels: int) -> int:
     return 1 << max(0, (n_channels - 1).bit_length())
 
 
+class SplatInputError(ValueError):
+    """Bad arguments to :func:`~ggtalker_jax.kernels.splat.api.rasterization` or
+    :class:`KernelConfig`: one line naming the argument and the fix."""
+
+
 @dataclasses.dataclass(frozen=True)
 class KernelConfig:
     """Kernel tuning knobs (all static: a change recompiles).
@@ -55,8 +60,8 @@ class KernelConfig:
             value = getattr(self, name)
             if name == "num_warps" and value == 0:
                 continue
-            if value < 1 or value & (value - 1):
-                raise ValueError(f"KernelConfig.{name}={value} must be a power of two")
+            if not isinstance(value, int) or value < 1 or value & (value - 1):
+                raise SplatInputError(f"KernelConfig.{name}={value!r} must be a power of two")
 
     def unroll(self, n_channels: int) -> int:
         """Slots per kernel loop iteration for ``n_channels`` colour channels: ``chunk``

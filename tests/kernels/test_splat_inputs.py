@@ -399,3 +399,9 @@ def test_accepted_variants_render_like_float32(rng):
     for change in (dict(colors=None), dict(colors=None, backgrounds=np.ones((1, 1)))):
         out, _, _ = rasterization(**{**args, "render_mode": "D", **change})
         np.testing.assert_array_equal(out, depth)
+
+
+@pytest.mark.parametrize("field,value", [("chunk", 3), ("tile_size", 0), ("num_warps", 2.0)])
+def test_kernel_config_refuses_bad_sizes(field, value):
+    with pytest.raises(SplatInputError, match=rf"KernelConfig.{field}={value!r} must be a power"):
+        KernelConfig(**{field: value})

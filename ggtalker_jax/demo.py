@@ -46,7 +46,7 @@ def _timed(timings: dict, name: str):
 def _is_own_output(path: Path) -> bool:
     """Whether an existing ``DIR/<output name>`` is something a demo writes (and so may be
     replaced): a file for the file names, a ggtalker world for ``world``."""
-    from ggtalker_jax.data.world import read_world_stamp
+    from ggtalker_jax.world.generate import read_world_stamp
 
     if path.is_symlink():
         return False
@@ -89,7 +89,7 @@ def _claim(out_dir: Path, force: bool) -> Path:
 def _open_stage(stage: Path, world_stamp: str) -> None:
     """Create the staging folder, keeping a world there that an interrupted run of the same
     settings left (it resumes); everything else in it is rebuilt."""
-    from ggtalker_jax.data.world import STAMP
+    from ggtalker_jax.world.generate import STAMP
 
     stage.mkdir(parents=True, exist_ok=True)
     write_text_atomic(stage / _STAGE_MARK, json.dumps({"ggtalker": "demo staging"}) + "\n")
@@ -140,10 +140,10 @@ def run_demo(out_dir: str | Path, config: Config, force: bool = False, progress:
         the demo did not write, an unwritable ``out_dir``, an unknown voice, or a demo too
         large for the free memory.
     """
-    from ggtalker_jax.audio.speech import check_voice
     from ggtalker_jax.config import WorldConfig
-    from ggtalker_jax.data.world import world_stamp_text
     from ggtalker_jax.flame import load_flame
+    from ggtalker_jax.world.generate import world_stamp_text
+    from ggtalker_jax.world.speech import check_voice
 
     out_dir = output_dir(out_dir)
     stage = _claim(out_dir, force)
@@ -167,7 +167,7 @@ def run_demo(out_dir: str | Path, config: Config, force: bool = False, progress:
 
 
 def _check_demo_memory(world) -> None:
-    from ggtalker_jax.data.world import check_world_inputs, clip_memory_bytes
+    from ggtalker_jax.world.generate import check_world_inputs, clip_memory_bytes
 
     check_world_inputs(world)
     # The world's clip, read back, plus the side-by-side video frames.
@@ -185,12 +185,12 @@ def _make_outputs(stage: Path, out_dir: Path, model, world, config: Config, prog
     """Write every demo output into ``stage``; returns the metrics (paths as published)."""
     from ggtalker_jax.data.clip import read_clip
     from ggtalker_jax.data.video import probe_media, write_mp4
-    from ggtalker_jax.data.world import clip_name, write_world
     from ggtalker_jax.eval import inner_lip_distance, landmarks_on_mask, lip_energy_report
+    from ggtalker_jax.eval.report import contact_sheet
     from ggtalker_jax.flame import flame_forward
     from ggtalker_jax.render.preview import default_cells, render_preview_grid
-    from ggtalker_jax.render.sheets import contact_sheet
     from ggtalker_jax.types import FPS
+    from ggtalker_jax.world.generate import clip_name, write_world
 
     demo = config.demo
     timings: dict[str, float] = {}

@@ -52,8 +52,8 @@ def test_installed_copy_imports_kernels_configs_and_head(tmp_path):
         "print(load_config('gpu').preview.cell_size, load_flame().n_vertices)\n"
         # Every subpackage the demo needs made it into the installed copy (an editable
         # install of the checkout could otherwise serve a missing one).
-        "import ggtalker_jax.data.world as w, ggtalker_jax.eval as e, ggtalker_jax.demo as d\n"
-        "import ggtalker_jax.render.mesh_render as r, ggtalker_jax.audio.visemes as a\n"
+        "import ggtalker_jax.world.generate as w, ggtalker_jax.eval as e, ggtalker_jax.demo as d\n"
+        "import ggtalker_jax.render.mesh.shading as r, ggtalker_jax.world.visemes as a\n"
         "print(' '.join(m.__file__ for m in (w, e, d, r, a)))\n"
     )
     env = dict(os.environ, PYTHONPATH=str(target), JAX_PLATFORMS="cpu")

@@ -19,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ggtalker_jax.geometry.camera import intrinsics, look_at
-from ggtalker_jax.render.mesh_render import render_textured_meshes
+from ggtalker_jax.render.mesh.shading import render_textured_meshes
 
 
 def uv_sphere(n_lat: int, n_lon: int, radii) -> tuple[np.ndarray, np.ndarray, np.ndarray]:

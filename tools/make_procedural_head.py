@@ -8,7 +8,7 @@ import argparse
 import sys
 
 from ggtalker_jax.errors import InputError
-from ggtalker_jax.flame.procedural import save_procedural_head
+from ggtalker_jax.world.head.build import save_procedural_head
 
 
 def main(argv: list[str] | None = None) -> int:

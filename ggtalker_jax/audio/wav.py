@@ -1,6 +1,6 @@
 """WAV input and output, resampling to 16 kHz, and a per-video-frame energy envelope.
 
-The clip format stores speech as ``audio.wav``: 16 kHz, mono, 16-bit PCM (DESIGN.md, "Data
+The clip format stores its sound as ``audio.wav``: 16 kHz, mono, 16-bit PCM (DESIGN.md, "Data
 contracts"). Everything here is host-side numpy: audio is small next to video, and the readers
 have to produce one-line errors for user files before anything reaches JAX.
 
@@ -117,7 +117,7 @@ def read_wav(path: str | Path, expected_rate: int | None = SAMPLE_RATE) -> tuple
             f"{path}: sample rate is {rate} Hz, expected {expected_rate} Hz; resample it: {fix}"
         )
     if n_frames == 0:
-        raise InputError(f"{path}: contains no audio samples; record or synthesize some speech")
+        raise InputError(f"{path}: contains no audio samples; record or write some audio")
     if len(data) != 2 * n_frames:
         raise InputError(
             f"{path}: data is truncated ({len(data) // 2} of {n_frames} samples present); "
@@ -181,7 +181,7 @@ def energy_envelope(
       n_frames: T; defaults to :func:`num_frames` of the audio.
 
     Returns:
-      [T] float32 RMS per frame (0 in silence, about 0.1-0.3 for loud speech).
+      [T] float32 RMS per frame (0 in silence, about 0.1-0.3 for a loud voice).
     """
     audio = np.asarray(audio, dtype=np.float64)
     if audio.ndim != 1:

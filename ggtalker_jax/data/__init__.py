@@ -1,5 +1,5 @@
-"""Data: the clip format (reader/writer, mp4 and wav I/O), the synthetic talking-head world
-(identities, speech-driven motion, exact frames) and a TFDS builder over clip folders.
+"""Data: the clip format (reader/writer, mp4 and wav I/O) and a TFDS builder over clip
+folders. The synthetic world that writes clips lives in :mod:`ggtalker_jax.world`.
 
-Submodules import their heavy dependencies (ffmpeg, espeak-ng, TFDS) only when used.
+Submodules import their heavy dependencies (ffmpeg, TFDS) only when used.
 """

@@ -1,5 +1,6 @@
 """Evaluation: measurements on clips (lip sync against the sound, landmark consistency across
-cameras); image metrics and reports join here as the models land."""
+cameras) and reports people open (contact sheets); image metrics join here as the models
+land."""
 
 from ggtalker_jax.eval.lipsync import (
     INNER_LIP_LANDMARKS,
@@ -7,10 +8,12 @@ from ggtalker_jax.eval.lipsync import (
     lip_energy_report,
     silent_frames,
 )
+from ggtalker_jax.eval.report import contact_sheet
 from ggtalker_jax.eval.views import landmarks_on_mask, project_landmarks
 
 __all__ = [
     "INNER_LIP_LANDMARKS",
+    "contact_sheet",
     "inner_lip_distance",
     "landmarks_on_mask",
     "lip_energy_report",

@@ -2,7 +2,7 @@
 
 >>> from ggtalker_jax.flame import load_flame, flame_forward
 >>> from ggtalker_jax.types import FlameParams
->>> model = load_flame()            # the procedural head shipped with the package
+>>> model = load_flame()            # the default head shipped with the package
 >>> out = flame_forward(model, FlameParams.zeros(model.n_shape, model.n_exp))
 >>> out.vertices.shape == (model.n_vertices, 3)
 True

@@ -45,8 +45,8 @@ def load_flame(
 
     Args:
       path: a real FLAME 2017/2020/2023 ``.pkl``, or an ``.npz`` in the converted layout
-        (see :mod:`ggtalker_jax.flame.model`). ``None`` loads the procedural head that ships
-        with the package.
+        (see :mod:`ggtalker_jax.flame.model`). ``None`` loads the default head that ships
+        with the package (:func:`default_head_path`).
       n_shape, n_exp: keep only the first shape/expression components.
 
     Returns:
@@ -63,7 +63,7 @@ def load_flame(
 
 
 def default_head_path() -> Path:
-    """Path of the procedural FLAME-format head shipped in the package."""
+    """Path of the default FLAME-format head shipped in the package (built in world/head)."""
     return Path(__file__).parent / "assets" / "procedural_head.npz"
 
 

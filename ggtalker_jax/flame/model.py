@@ -54,7 +54,7 @@ _OPTIONAL_SOURCES = {
 
 @dataclasses.dataclass(frozen=True)
 class FlameModel:
-    """A FLAME-format head model (real FLAME or the procedural head).
+    """A FLAME-format head model (a real FLAME, or any model file in its layout).
 
     Arrays are JAX-ready float32/int32; ``parents`` and ``source`` are static metadata, so
     the model can be closed over or passed through ``jit`` as a pytree.

@@ -1,27 +1,13 @@
 """Rendering: Gaussian splatting (``rasterization``, gsplat's signature, from the Pallas kernel
-package), the textured-mesh ground-truth renderer of the synthetic world, and previews.
+package), the textured-mesh ground-truth renderer (:mod:`ggtalker_jax.render.mesh`), and the
+FLAME preview. The Gaussian head's render path joins here.
 
 ``rasterization`` is imported on first use, so ``import ggtalker_jax.render`` stays light.
 """
 
-from ggtalker_jax.render.mesh_raster import Fragments, interpolate, rasterize
-from ggtalker_jax.render.mesh_render import render_textured_meshes, sample_texture, shade
 from ggtalker_jax.render.preview import PreviewCell, draw_mesh, render_preview_grid
-from ggtalker_jax.render.sheets import contact_sheet
 
-__all__ = [
-    "Fragments",
-    "PreviewCell",
-    "contact_sheet",
-    "draw_mesh",
-    "interpolate",
-    "rasterization",
-    "rasterize",
-    "render_preview_grid",
-    "render_textured_meshes",
-    "sample_texture",
-    "shade",
-]
+__all__ = ["PreviewCell", "draw_mesh", "rasterization", "render_preview_grid"]
 
 
 def __getattr__(name: str):

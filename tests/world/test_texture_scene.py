@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 from scipy import ndimage
 
-from ggtalker_jax.data import scene
-from ggtalker_jax.data.texture import REGIONS, make_texture, make_uv_maps
 from ggtalker_jax.flame import load_flame
 from ggtalker_jax.geometry.camera import project_points
+from ggtalker_jax.world import scene
+from ggtalker_jax.world.texture import REGIONS, make_texture, make_uv_maps
 
 
 @pytest.fixture(scope="module")

@@ -5,14 +5,14 @@ array layout as a converted FLAME (see :mod:`ggtalker_jax.flame.model`), metres,
 of the face, +x the subject's left, root joint near the origin and the neck below it.
 
 Geometry. The skin is one latitude/longitude grid (a crown pole, 80 columns, 69 rows) cast onto
-a smooth sculpt of ellipsoids (:mod:`~ggtalker_jax.flame.procedural_surface`). Three
+a smooth sculpt of ellipsoids (:mod:`~ggtalker_jax.world.head.surface`). Three
 rectangular patches of that grid are folded inward without changing their connectivity
-(:mod:`~ggtalker_jax.flame.procedural_patches`): the mouth patch becomes skin → lips → a nearly
+(:mod:`~ggtalker_jax.world.head.patches`): the mouth patch becomes skin → lips → a nearly
 closed inner lip line (0.3 mm) → a cavity about 3.5 cm deep; each eye patch becomes lids → lid
 margin → a socket lining around a separate closed eyeball sphere (radius 12 mm). So the mesh is
 watertight except for the open neck cut (its last grid row).
 
-Rig (:mod:`~ggtalker_jax.flame.procedural_rig`). Joints: 0 root (0, −0.012, −0.02), 1 neck
+Rig (:mod:`~ggtalker_jax.world.head.rig`). Joints: 0 root (0, −0.012, −0.02), 1 neck
 (0, 0.002, −0.022), 2 jaw (0, 0.008, 0.002) between the mandible's condyles, 3/4 eyeball
 centres (±0.032, 0.034, ≈0.067). The upper lip and cavity roof follow the head, the lower lip,
 cavity floor, chin and jaw line follow the jaw, so ``jaw_pose`` about +x opens the mouth.
@@ -25,7 +25,7 @@ designed identity axes (head size, jaw, chin, nose, lips, eyes, cheeks, forehead
 random smooth fields drawn from ``seed``.
 
 Landmarks: iBUG 68 (62/66 inner lip middles, 48/54 mouth corners), see
-:func:`~ggtalker_jax.flame.procedural_annotations.landmark_embedding`.
+:func:`~ggtalker_jax.world.head.annotations.landmark_embedding`.
 """
 
 from __future__ import annotations
@@ -35,8 +35,10 @@ from pathlib import Path
 import numpy as np
 
 from ggtalker_jax.errors import InputError
-from ggtalker_jax.flame.procedural_annotations import landmark_embedding, region_masks, uv_layout
-from ggtalker_jax.flame.procedural_blendshapes import (
+from ggtalker_jax.outputs import atomic_file, output_file
+from ggtalker_jax.types import EXPRESSION_NAMES
+from ggtalker_jax.world.head.annotations import landmark_embedding, region_masks, uv_layout
+from ggtalker_jax.world.head.blendshapes import (
     DESIGNED_SHAPE_NAMES,
     expression_fields,
     mouth_frame,
@@ -44,15 +46,13 @@ from ggtalker_jax.flame.procedural_blendshapes import (
     random_smooth_field,
     shape_fields,
 )
-from ggtalker_jax.flame.procedural_mesh import build_head_mesh
-from ggtalker_jax.flame.procedural_rig import (
+from ggtalker_jax.world.head.mesh import build_head_mesh
+from ggtalker_jax.world.head.rig import (
     PARENTS,
     joint_regressor,
     pose_correctives,
     skinning_weights,
 )
-from ggtalker_jax.outputs import atomic_file, output_file
-from ggtalker_jax.types import EXPRESSION_NAMES
 
 __all__ = [
     "EXPRESSION_NAMES",

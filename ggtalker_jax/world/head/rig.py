@@ -10,9 +10,9 @@ from __future__ import annotations
 import numpy as np
 from scipy.optimize import nnls
 
-from ggtalker_jax.flame.procedural_mesh import EYE_N_LON, EYE_POLAR_DEG, HeadMesh
-from ggtalker_jax.flame.procedural_patches import MOUTH_HALF_WIDTH, STOMION_Y
 from ggtalker_jax.geometry.triangles import vertex_normals
+from ggtalker_jax.world.head.mesh import EYE_N_LON, EYE_POLAR_DEG, HeadMesh
+from ggtalker_jax.world.head.patches import MOUTH_HALF_WIDTH, STOMION_Y
 
 PARENTS = np.array([-1, 0, 1, 1, 1], np.int64)
 ROOT_JOINT = np.array([0.0, -0.012, -0.02])

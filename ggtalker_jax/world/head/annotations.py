@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from ggtalker_jax.flame.procedural_mesh import EYE_N_LON, EYE_POLAR_DEG, HeadMesh
-from ggtalker_jax.flame.procedural_patches import STOMION_Y
-from ggtalker_jax.flame.procedural_surface import nose_distance, project_to_skin
+from ggtalker_jax.world.head.mesh import EYE_N_LON, EYE_POLAR_DEG, HeadMesh
+from ggtalker_jax.world.head.patches import STOMION_Y
+from ggtalker_jax.world.head.surface import nose_distance, project_to_skin
 
 SKIN_U = 0.75
 # Islands (u0, v0, u1, v1).

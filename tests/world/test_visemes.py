@@ -3,8 +3,10 @@
 import numpy as np
 import pytest
 
-from ggtalker_jax.audio.speech import Phoneme, synthesize
-from ggtalker_jax.audio.visemes import (
+from ggtalker_jax.audio.wav import energy_envelope, num_frames
+from ggtalker_jax.errors import InputError
+from ggtalker_jax.world.speech import Phoneme, synthesize
+from ggtalker_jax.world.visemes import (
     EXPRESSION_NAMES,
     VISEMES,
     SpeakingStyle,
@@ -13,8 +15,6 @@ from ggtalker_jax.audio.visemes import (
     phonemes_to_trajectories,
     phonemes_to_visemes,
 )
-from ggtalker_jax.audio.wav import energy_envelope, num_frames
-from ggtalker_jax.errors import InputError
 
 PRESS = EXPRESSION_NAMES.index("lips_press")
 LIPS_PART = EXPRESSION_NAMES.index("lips_part")

@@ -63,7 +63,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ggtalker_jax.errors import InputError
-from ggtalker_jax.render.mesh_checks import check_camera, check_image_size, check_mesh
+from ggtalker_jax.render.mesh.checks import check_camera, check_image_size, check_mesh
 
 MAX_FACES = 2**20 - 1
 _EMPTY = np.uint32(0xFFFFFFFF)  # z-buffer value of a pixel no triangle covers
@@ -361,7 +361,7 @@ def default_chunk(n_faces: int, window: int) -> int:
     return int(math.ceil(items / 1024) * 1024)
 
 
-def rasterize(
+def rasterize_mesh(
     vertices: jax.Array,
     faces: jax.Array,
     viewmat: jax.Array,
@@ -432,7 +432,7 @@ def interpolate(fragments: Fragments, attr_per_face_corner: jax.Array) -> jax.Ar
     """Interpolate per-face-corner attributes at each pixel with its barycentrics.
 
     Args:
-      fragments: from :func:`rasterize` (``face_id [H, W]``, ``bary [H, W, 3]``).
+      fragments: from :func:`rasterize_mesh` (``face_id [H, W]``, ``bary [H, W, 3]``).
       attr_per_face_corner: ``[F, 3, C]`` values at each face's three corners (e.g. UVs as
         ``vt[ft]``, camera-space vertex normals as ``normals[faces]``).
 

@@ -3,7 +3,7 @@
 Vertex order: the crown pole (0), the skin grid row by row (``1 + row * n_cols + col``), the
 left eyeball (+x), the right eyeball. The skin is one closed surface except for its last row,
 the open neck cut; the mouth cavity and the eye pockets are parts of it (see
-:mod:`ggtalker_jax.flame.procedural_patches`). Faces are counter-clockwise seen from outside.
+:mod:`ggtalker_jax.world.head.patches`). Faces are counter-clockwise seen from outside.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import dataclasses
 
 import numpy as np
 
-from ggtalker_jax.flame.procedural_patches import (
+from ggtalker_jax.world.head.patches import (
     EYE_RADIUS,
     STOMION_Y,
     PatchRings,
@@ -21,7 +21,7 @@ from ggtalker_jax.flame.procedural_patches import (
     mouth_positions,
     patch_rings,
 )
-from ggtalker_jax.flame.procedural_surface import NECK_AXIS_XZ, SkinGrid, make_skin_grid
+from ggtalker_jax.world.head.surface import NECK_AXIS_XZ, SkinGrid, make_skin_grid
 
 EYE_POLAR_DEG = (9, 19, 30, 42, 56, 72, 90, 110, 132, 156)  # ring latitudes, dense in front
 EYE_N_LON = 16

@@ -290,7 +290,7 @@ def list_voices() -> list[str]:
 def _unknown_voice(voice: str) -> InputError:
     return InputError(
         f"unknown espeak voice {voice!r}; try one of {', '.join(SUGGESTED_VOICES)}, ... "
-        "(`espeak-ng --voices` or ggtalker_jax.audio.list_voices())"
+        "(`espeak-ng --voices` or ggtalker_jax.world.speech.list_voices())"
     )
 
 
@@ -381,7 +381,7 @@ def _assemble(
         # Punctuation-only text, or a voice whose dictionary is missing from the wheel's data.
         raise InputError(
             f"espeak voice {voice!r} spoke no phonemes for {text!r}; use words in that "
-            "language, or a voice from ggtalker_jax.audio.list_voices()"
+            "language, or a voice from ggtalker_jax.world.speech.list_voices()"
         )
     speech = resample_to_16k(raw, espeak_rate)
     n_before = int(round(silence_before_s * SAMPLE_RATE))

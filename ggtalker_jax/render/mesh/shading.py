@@ -1,4 +1,4 @@
-"""Textured, shaded, composited meshes on top of :mod:`ggtalker_jax.render.mesh_raster`.
+"""Textured, shaded, composited meshes on top of :mod:`ggtalker_jax.render.mesh.raster`.
 
 The synthetic world's ground truth: head (eyeballs and mouth cavity are part of the head mesh),
 torso and background, one z-buffer over all meshes, per-mesh masks.
@@ -22,12 +22,12 @@ import numpy as np
 
 from ggtalker_jax.errors import InputError
 from ggtalker_jax.geometry.triangles import vertex_normals
-from ggtalker_jax.render.mesh_checks import check_camera, check_image_size, check_mesh
-from ggtalker_jax.render.mesh_raster import (
+from ggtalker_jax.render.mesh.checks import check_camera, check_image_size, check_mesh
+from ggtalker_jax.render.mesh.raster import (
     apply_matrix,
     interpolate,
     pixel_rays,
-    rasterize,
+    rasterize_mesh,
 )
 
 # Direction *towards* the light in camera space (OpenCV: -y is up, -z towards the viewer):
@@ -161,7 +161,7 @@ def render_textured_meshes(
       flip_v: ``vt`` has ``v = 0`` at the texture's bottom (``.obj``/FLAME convention).
       light_dir, ambient, diffuse: see :func:`shade` (camera space).
       two_sided: light faces seen from behind as if seen from the front.
-      near, window: see :func:`~ggtalker_jax.render.mesh_raster.rasterize`.
+      near, window: see :func:`~ggtalker_jax.render.mesh.raster.rasterize_mesh`.
 
     Returns:
       ``rgb [H, W, 3]`` float32 0..1 and ``masks [n_meshes, H, W]`` bool: each covered pixel
@@ -234,7 +234,7 @@ def _render_jit(
     window,
 ):
     vertices, faces, uvs, normals = _concat_meshes(meshes)
-    frag = rasterize(vertices, faces, viewmat, K, width, height, near, window=window)
+    frag = rasterize_mesh(vertices, faces, viewmat, K, width, height, near, window=window)
 
     # Which mesh each face belongs to: static face-count boundaries.
     face_ends = np.cumsum([np.shape(mesh[1])[0] for mesh in meshes])

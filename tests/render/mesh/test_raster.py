@@ -9,8 +9,8 @@ import pytest
 
 from ggtalker_jax.errors import InputError
 from ggtalker_jax.geometry.camera import intrinsics, look_at
-from ggtalker_jax.render.mesh_raster import interpolate, rasterize
-from ggtalker_jax.render.mesh_render import render_textured_meshes, sample_texture
+from ggtalker_jax.render.mesh.raster import interpolate, rasterize_mesh
+from ggtalker_jax.render.mesh.shading import render_textured_meshes, sample_texture
 
 W, H = 48, 32  # one shape bucket for most tests (compiles are the cost)
 
@@ -132,7 +132,7 @@ def test_rasterize_matches_per_pixel_reference(rng, cull_backfaces):
     P, faces = random_soup(rng, K, near)
     view = random_camera(rng)
     verts = to_world(P, view)
-    frag = rasterize(verts, faces, view, K, W, H, near, cull_backfaces=cull_backfaces)
+    frag = rasterize_mesh(verts, faces, view, K, W, H, near, cull_backfaces=cull_backfaces)
     ref = rasterize_reference(verts, faces, view, K, W, H, near, cull_backfaces)
     # The scene exercises what it claims to: near-plane triangles drawn, many faces visible.
     assert len(np.unique(ref[0])) >= (4 if cull_backfaces else 12)
@@ -146,8 +146,8 @@ def test_small_chunks_loop_many_times_and_drop_nothing(rng):
     P, faces = random_soup(rng, K, 0.5)
     view = random_camera(rng)
     verts = to_world(P, view)
-    full = rasterize(verts, faces, view, K, W, H, 0.5)
-    tiny = rasterize(verts, faces, view, K, W, H, 0.5, window=8, chunk=8)
+    full = rasterize_mesh(verts, faces, view, K, W, H, 0.5)
+    tiny = rasterize_mesh(verts, faces, view, K, W, H, 0.5, window=8, chunk=8)
     np.testing.assert_array_equal(np.asarray(tiny.face_id), np.asarray(full.face_id))
     np.testing.assert_allclose(np.asarray(tiny.bary), np.asarray(full.bary), atol=1e-6)
 
@@ -171,7 +171,7 @@ def test_shared_edges_leave_no_cracks(rng):
     for _ in range(4):
         eye = np.array([*rng.uniform(-0.3, 0.3, 2), -1.2])
         view = look_at(eye, [*rng.uniform(-0.1, 0.1, 2), 0], [0, -1, 0])
-        frag = rasterize(verts, faces, view, K, W, H)
+        frag = rasterize_mesh(verts, faces, view, K, W, H)
         assert (np.asarray(frag.face_id) >= 0).all()
 
 
@@ -189,7 +189,7 @@ def test_depth_key_resolves_half_a_millimetre_with_many_faces(rng):
     n = len(verts)
     padding = np.zeros((40000 - 2 * len(faces) - 1, 3), np.int32)  # degenerate: culled
     all_faces = np.concatenate([faces, faces + n, [[2 * n, 2 * n + 1, 2 * n + 2]], padding])
-    frag = rasterize(all_verts, all_faces.astype(np.int32), view, K, W, H)
+    frag = rasterize_mesh(all_verts, all_faces.astype(np.int32), view, K, W, H)
     face = np.asarray(frag.face_id)
     assert (face >= 0).all()
     front = (face >= len(faces)) & (face < 2 * len(faces))
@@ -240,7 +240,7 @@ def test_checkerboard_quad_is_perspective_correct(rng):
     vt = np.array([[0, 0], [1, 0], [1, 1], [0, 1]], np.float32)
     view = look_at([rng.uniform(1.0, 1.4), rng.uniform(-0.5, 0.5), -1.3], [0, 0, 0], [0, -1, 0])
     K = intrinsics(45.0, W, H)
-    frag = rasterize(verts, faces, view, K, W, H)
+    frag = rasterize_mesh(verts, faces, view, K, W, H)
     uv = np.asarray(interpolate(frag, vt[faces]))
 
     # Analytic: intersect each pixel ray with the plane, solve for (s, t).
@@ -357,18 +357,18 @@ def test_no_retrace_and_vmap_equals_loop(rng, count_traces):
     @jax.jit
     @chex.assert_max_traces(n=1)
     def render(v, view):
-        return rasterize(v, faces, view, K, W, H)
+        return rasterize_mesh(v, faces, view, K, W, H)
 
     # New values, same shapes: one trace (a second would raise).
     loop = [render(verts + 0.01 * i, view) for i, view in enumerate(views)]
     # The eager host entry reuses its compiled core too.
-    rasterize(verts, faces, views[0], K, W, H)
+    rasterize_mesh(verts, faces, views[0], K, W, H)
     with count_traces() as traces:
-        rasterize(verts * 1.1, faces, views[1], K, W, H)
+        rasterize_mesh(verts * 1.1, faces, views[1], K, W, H)
     assert traces() == 0
 
     shifts = 0.01 * np.arange(3, dtype=np.float32)[:, None, None]
-    batched = jax.jit(jax.vmap(lambda v, view: rasterize(v, faces, view, K, W, H)))
+    batched = jax.jit(jax.vmap(lambda v, view: rasterize_mesh(v, faces, view, K, W, H)))
     out = batched(verts[None] + shifts, jnp.asarray(views))
     assert out.face_id.shape == (3, H, W) and out.bary.shape == (3, H, W, 3)
     for i, frag in enumerate(loop):
@@ -408,24 +408,24 @@ def test_bad_input_raises_input_error(rng):
     bad_faces = faces.copy()
     bad_faces[3, 1] = len(verts)
     with pytest.raises(InputError, match="face indices"):
-        rasterize(verts, bad_faces, view, K, W, H)
+        rasterize_mesh(verts, bad_faces, view, K, W, H)
     nan_verts = verts.copy()
     nan_verts[2, 0] = np.nan
     with pytest.raises(InputError, match="NaN"):
-        rasterize(nan_verts, faces, view, K, W, H)
+        rasterize_mesh(nan_verts, faces, view, K, W, H)
     for w, h in ((0, H), (W, -3), (W, 2.5)):
         with pytest.raises(InputError, match="positive integer"):
-            rasterize(verts, faces, view, K, w, h)
+            rasterize_mesh(verts, faces, view, K, w, h)
     with pytest.raises(InputError, match="integers"):
-        rasterize(verts, faces.astype(np.float32), view, K, W, H)
+        rasterize_mesh(verts, faces.astype(np.float32), view, K, W, H)
     with pytest.raises(InputError, match=r"\[V, 3\]"):
-        rasterize(verts[:, :2], faces, view, K, W, H)
+        rasterize_mesh(verts[:, :2], faces, view, K, W, H)
     with pytest.raises(InputError, match="viewmat"):
-        rasterize(verts, faces, view[:3], K, W, H)
+        rasterize_mesh(verts, faces, view[:3], K, W, H)
     with pytest.raises(InputError, match="near plane"):
-        rasterize(verts, faces, view, K, W, H, near=0.0)
+        rasterize_mesh(verts, faces, view, K, W, H, near=0.0)
     # Inside jit values are not checked: a face with a bad index is culled, the rest drawn.
-    frag = jax.jit(lambda f: rasterize(verts, f, view, K, W, H))(bad_faces)
+    frag = jax.jit(lambda f: rasterize_mesh(verts, f, view, K, W, H))(bad_faces)
     drawn = np.unique(np.asarray(frag.face_id))
     assert 3 not in drawn and len(drawn) > 4
     quad = solid_quad((0, 0), 0.5, 0.0, (0.5, 0.5, 0.5))

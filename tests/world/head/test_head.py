@@ -8,13 +8,13 @@ from ggtalker_jax.errors import InputError
 from ggtalker_jax.flame.lbs import flame_forward
 from ggtalker_jax.flame.loader import default_head_path
 from ggtalker_jax.flame.model import FlameModel
-from ggtalker_jax.flame.procedural import (
+from ggtalker_jax.types import FlameParams
+from ggtalker_jax.world.head.build import (
     EXPRESSION_NAMES,
     make_procedural_head,
     save_procedural_head,
 )
-from ggtalker_jax.flame.procedural_surface import head_sdf
-from ggtalker_jax.types import FlameParams
+from ggtalker_jax.world.head.surface import head_sdf
 
 REQUIRED_MASKS = (
     "lips",

@@ -1,4 +1,4 @@
-"""Input checks shared by the mesh renderer (:mod:`ggtalker_jax.render.mesh_raster`).
+"""Input checks shared by the mesh renderer (:mod:`ggtalker_jax.render.mesh.raster`).
 
 Shapes, dtypes and static sizes are checked at trace time; values (NaN, indices out of range)
 only when the arrays are concrete, i.e. at a host-side call. Each failure is one

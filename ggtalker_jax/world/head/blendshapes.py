@@ -15,10 +15,10 @@ import dataclasses
 
 import numpy as np
 
-from ggtalker_jax.flame.procedural_mesh import HeadMesh
-from ggtalker_jax.flame.procedural_patches import MM, MOUTH_HALF_WIDTH, STOMION_Y
-from ggtalker_jax.flame.procedural_rig import smoothstep
 from ggtalker_jax.geometry.triangles import vertex_normals
+from ggtalker_jax.world.head.mesh import HeadMesh
+from ggtalker_jax.world.head.patches import MM, MOUTH_HALF_WIDTH, STOMION_Y
+from ggtalker_jax.world.head.rig import smoothstep
 
 DESIGNED_SHAPE_NAMES = (
     "head_width",

@@ -6,9 +6,9 @@ import threading
 import numpy as np
 import pytest
 
-from ggtalker_jax.audio.speech import Phoneme, list_voices, synthesize
-from ggtalker_jax.audio.visemes import phonemes_to_visemes
 from ggtalker_jax.errors import InputError
+from ggtalker_jax.world.speech import Phoneme, list_voices, synthesize
+from ggtalker_jax.world.visemes import phonemes_to_visemes
 
 pytest.importorskip("espeakng_loader")
 

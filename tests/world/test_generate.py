@@ -15,16 +15,16 @@ import sys
 import numpy as np
 import pytest
 
-from ggtalker_jax.audio.speech import Phoneme
-from ggtalker_jax.audio.visemes import phonemes_to_visemes
 from ggtalker_jax.config import WorldConfig
 from ggtalker_jax.data.clip import read_clip
 from ggtalker_jax.data.video import probe_media
-from ggtalker_jax.data.world import clip_name, iter_world, write_world
 from ggtalker_jax.errors import InputError
 from ggtalker_jax.eval import inner_lip_distance, landmarks_on_mask, lip_energy_report
 from ggtalker_jax.flame import flame_forward, load_flame
 from ggtalker_jax.types import FPS, SAMPLE_RATE
+from ggtalker_jax.world.generate import clip_name, iter_world, write_world
+from ggtalker_jax.world.speech import Phoneme
+from ggtalker_jax.world.visemes import phonemes_to_visemes
 
 SIZE = 64  # one frame size for every rendering test here: one compilation
 

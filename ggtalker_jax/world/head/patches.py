@@ -18,7 +18,7 @@ import dataclasses
 
 import numpy as np
 
-from ggtalker_jax.flame.procedural_surface import project_to_skin, skin_front_z
+from ggtalker_jax.world.head.surface import project_to_skin, skin_front_z
 
 MM = 1e-3
 

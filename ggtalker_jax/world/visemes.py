@@ -20,9 +20,9 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from ggtalker_jax.audio.speech import Phoneme
 from ggtalker_jax.errors import InputError
 from ggtalker_jax.types import EXPRESSION_NAMES, FPS, SAMPLE_RATE
+from ggtalker_jax.world.speech import Phoneme
 
 N_VISEME_EXPRESSION = len(EXPRESSION_NAMES)
 _PRESS = EXPRESSION_NAMES.index("lips_press")

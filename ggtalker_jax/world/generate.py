@@ -21,15 +21,12 @@ import jax.numpy as jnp
 import numpy as np
 
 from ggtalker_jax.config import WorldConfig
-from ggtalker_jax.data import scene
 from ggtalker_jax.data.clip import (
     Clip,
     View,
     holds_only_clip_files,
     write_clip,
 )
-from ggtalker_jax.data.corpus import sentences_for
-from ggtalker_jax.data.texture import UVMaps, make_texture, make_uv_maps
 from ggtalker_jax.errors import InputError
 from ggtalker_jax.flame.lbs import flame_forward
 from ggtalker_jax.flame.model import FlameModel
@@ -41,8 +38,11 @@ from ggtalker_jax.outputs import (
     require_memory,
     write_text_atomic,
 )
-from ggtalker_jax.render.mesh_render import render_textured_meshes
+from ggtalker_jax.render.mesh.shading import render_textured_meshes
 from ggtalker_jax.types import FPS, SAMPLE_RATE, FlameParams
+from ggtalker_jax.world import scene
+from ggtalker_jax.world.corpus import sentences_for
+from ggtalker_jax.world.texture import UVMaps, make_texture, make_uv_maps
 
 STAMP = "world.json"
 
@@ -60,7 +60,7 @@ class Identity:
     voice: str
     pitch: int
     rate_wpm: int
-    style: object  # ggtalker_jax.audio.visemes.SpeakingStyle
+    style: object  # ggtalker_jax.world.visemes.SpeakingStyle
     root: np.ndarray  # [3] rest root joint (the torso hangs from it)
     camera_target: np.ndarray  # [3] where the cameras look (rest head, a little below centre)
 
@@ -77,7 +77,7 @@ def make_identity(
     Shape, look and voice draw from separate streams, so an audio-only world
     (``maps=None``: no texture, torso or background) has the same people and voices.
     """
-    from ggtalker_jax.audio.visemes import SpeakingStyle
+    from ggtalker_jax.world.visemes import SpeakingStyle
 
     shape_rng, look_rng, voice_rng = (_rng(config, index, 0, k) for k in range(3))
     shape = (shape_rng.standard_normal(model.n_shape) * config.shape_scale).astype(np.float32)
@@ -125,7 +125,7 @@ def make_identity(
 def speech_for_clip(identity: Identity, config: WorldConfig, rng: np.random.Generator):
     """Sentences spoken until the clip is full; returns ``(audio [S], phonemes)`` cut or
     padded with silence to exactly ``seconds``."""
-    from ggtalker_jax.audio.speech import Phoneme, synthesize
+    from ggtalker_jax.world.speech import Phoneme, synthesize
 
     n_samples = int(round(config.n_frames * SAMPLE_RATE / FPS))
     pieces, phonemes, offset = [], [], 0
@@ -157,7 +157,7 @@ def _render_chunk(
     ``viewmat [T, 4, 4]``, ``K [T, 3, 3]`` -> ``(rgb [T, H, W, 3] uint8, masks [T, 2, H, W])``.
 
     ``lax.map``, not ``vmap``: on CPU a batched z-buffer scatter is up to 1.5x slower and every
-    frame would wait for the busiest one (see :mod:`ggtalker_jax.render.mesh_raster`).
+    frame would wait for the busiest one (see :mod:`ggtalker_jax.render.mesh.raster`).
     """
 
     def one(args):
@@ -253,7 +253,7 @@ def generate_clip(
     model: FlameModel, identity: Identity, config: WorldConfig, identity_index: int, clip_index: int
 ) -> Clip:
     """One clip: speech, lip motion from visemes, head motion, frames from every camera."""
-    from ggtalker_jax.audio.visemes import phonemes_to_trajectories
+    from ggtalker_jax.world.visemes import phonemes_to_trajectories
 
     rng = _rng(config, identity_index, 1, clip_index)
     t = config.n_frames
@@ -344,7 +344,7 @@ def clip_memory_bytes(config: WorldConfig) -> int:
 def check_world_inputs(config: WorldConfig) -> None:
     """Refuse, before any work, what would only fail midway: an unknown espeak voice, or a
     clip too large for the memory that is free."""
-    from ggtalker_jax.audio.speech import check_voice
+    from ggtalker_jax.world.speech import check_voice
 
     for voice in dict.fromkeys(config.languages):
         check_voice(voice)

@@ -1,17 +1,39 @@
-"""Geometry: rotations and related pure functions (all ``jnp``, batched over leading dims)."""
+"""Geometry: pure functions, batched over leading dims (``jnp``; cameras also take host
+arrays, computed in float64).
 
-from ggtalker_jax.geometry.camera import intrinsics, look_at, project_points
+- :mod:`~ggtalker_jax.geometry.rotations`: axis-angle (Rodrigues), quaternions (wxyz),
+  homogeneous transforms.
+- :mod:`~ggtalker_jax.geometry.camera`: ``look_at``, intrinsics, the portrait camera,
+  projection (OpenCV/gsplat convention).
+- :mod:`~ggtalker_jax.geometry.triangles`: face and vertex normals, the rigging frame of
+  every triangle (normal in column 1).
+- :mod:`~ggtalker_jax.geometry.uv`: texels of a UV layout bound to (face, barycentric).
+- :mod:`~ggtalker_jax.geometry.rigging`: rigid transforms of Gaussian sets.
+"""
+
+from ggtalker_jax.geometry.camera import intrinsics, look_at, portrait_camera, project_points
 from ggtalker_jax.geometry.rotations import (
     axis_angle_to_matrix,
     axis_angle_to_matrix_reference,
+    matrix_to_quaternion,
+    quaternion_multiply,
+    quaternion_to_matrix,
     rigid_transform,
 )
+from ggtalker_jax.geometry.triangles import face_normals, triangle_frames, vertex_normals
 
 __all__ = [
     "axis_angle_to_matrix",
     "axis_angle_to_matrix_reference",
+    "face_normals",
     "intrinsics",
     "look_at",
+    "matrix_to_quaternion",
+    "portrait_camera",
     "project_points",
+    "quaternion_multiply",
+    "quaternion_to_matrix",
     "rigid_transform",
+    "triangle_frames",
+    "vertex_normals",
 ]

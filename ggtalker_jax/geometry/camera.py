@@ -1,20 +1,41 @@
-"""Cameras in the OpenCV/gsplat convention: world->camera ``viewmat``, +z forward, +y down."""
+"""Cameras in the OpenCV/gsplat convention: world->camera ``viewmat``, +z forward, +y down,
+pixel centres at +0.5.
 
+Every function takes host arrays or JAX arrays. Host inputs (numpy arrays, Python numbers)
+are computed in float64 and returned as float32, so cameras made once per clip on the host
+keep full precision (the synthetic world's files depend on these exact bits). JAX inputs stay
+in ``jnp``: traceable, differentiable, batched over leading dims.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
 import numpy as np
 
 from ggtalker_jax.errors import InputError
 
 
-def look_at(eye, target, up=(0.0, 1.0, 0.0)) -> np.ndarray:
+def _on_host(*arrays) -> bool:
+    return not any(isinstance(a, jax.Array) for a in arrays)
+
+
+def look_at(eye, target, up=(0.0, 1.0, 0.0)):
     """World->camera matrix of a camera at ``eye`` looking at ``target``.
 
     Args:
-      eye, target: ``[3]`` world positions.
+      eye, target: ``[3]`` world positions (``[..., 3]`` for JAX inputs).
       up: ``[3]`` world direction that appears upward in the image.
 
     Returns:
-      ``[4, 4]`` float32 ``viewmat`` (rows of the rotation: camera x right, y down, z forward).
+      ``[..., 4, 4]`` float32 ``viewmat`` (rows of the rotation: camera x right, y down, z
+      forward).
+
+    Raises:
+      InputError: (host inputs) ``up`` parallel to the viewing direction.
     """
+    if not _on_host(eye, target, up):
+        return _look_at_jnp(eye, target, up)
     eye, target, up = (np.asarray(a, np.float64) for a in (eye, target, up))
     z = target - eye
     z /= np.linalg.norm(z)
@@ -31,9 +52,57 @@ def look_at(eye, target, up=(0.0, 1.0, 0.0)) -> np.ndarray:
     return view.astype(np.float32)
 
 
-def intrinsics(focal: float, width: int, height: int) -> np.ndarray:
-    """Pinhole ``K [3, 3]`` with square pixels and the principal point at the image centre."""
-    return np.array([[focal, 0, width / 2], [0, focal, height / 2], [0, 0, 1]], np.float32)
+def _look_at_jnp(eye, target, up):
+    eye, target = jnp.asarray(eye), jnp.asarray(target)
+    up = jnp.broadcast_to(jnp.asarray(up, eye.dtype), eye.shape)
+    unit = lambda v: v / jnp.linalg.norm(v, axis=-1, keepdims=True)
+    z = unit(target - eye)
+    x = unit(jnp.cross(z, up))
+    y = jnp.cross(z, x)
+    rotation = jnp.stack([x, y, z], axis=-2)  # rows
+    translation = -jnp.einsum("...ij,...j->...i", rotation, eye, precision="highest")
+    top = jnp.concatenate([rotation, translation[..., None]], axis=-1)  # [..., 3, 4]
+    bottom = jnp.broadcast_to(jnp.array([0.0, 0.0, 0.0, 1.0], top.dtype), (*top.shape[:-2], 1, 4))
+    return jnp.concatenate([top, bottom], axis=-2)
+
+
+def intrinsics(focal, width: int, height: int):
+    """Pinhole ``K [..., 3, 3]`` with square pixels and the principal point at the image
+    centre (``focal`` in pixels; any leading shape for JAX inputs)."""
+    if _on_host(focal):
+        return np.array([[focal, 0, width / 2], [0, focal, height / 2], [0, 0, 1]], np.float32)
+    focal = jnp.asarray(focal)
+    zero, one = jnp.zeros_like(focal), jnp.ones_like(focal)
+    rows = [focal, zero, zero + width / 2, zero, focal, zero + height / 2, zero, zero, one]
+    return jnp.stack(rows, axis=-1).reshape(*focal.shape, 3, 3)
+
+
+def portrait_camera(
+    target,
+    size: int,
+    yaw: float = 0.0,
+    pitch: float = 0.0,
+    distance: float = 0.9,
+    field: float = 0.42,
+):
+    """A square camera looking at ``target`` from ``distance`` metres in front of it (+z),
+    turned by ``yaw`` (about +y) and ``pitch`` (towards +y) around it, framing ``field``
+    metres across the image at the target's depth.
+
+    Returns:
+      ``(viewmat [4, 4], K [3, 3])``.
+    """
+    xp = np if _on_host(target, yaw, pitch) else jnp
+    direction = xp.stack(
+        [
+            xp.sin(yaw) * xp.cos(pitch),
+            xp.sin(pitch) * xp.ones_like(yaw),
+            xp.cos(yaw) * xp.cos(pitch),
+        ]
+    )
+    eye = xp.asarray(target) + distance * direction
+    focal = size * distance / field
+    return look_at(eye, target), intrinsics(focal, size, size)
 
 
 def project_points(points, viewmat, K):
@@ -47,7 +116,8 @@ def project_points(points, viewmat, K):
       ``(uv [..., P, 2], depth [..., P])``: pixel coordinates (pixel centres at +0.5) and
       camera-space z.
     """
-    points = np.asarray(points, np.float64)
+    if _on_host(points, viewmat, K):
+        points = np.asarray(points, np.float64)
     cam = points @ viewmat[:3, :3].T + viewmat[:3, 3]
     z = cam[..., 2]
     uv = (cam[..., :2] / z[..., None]) @ K[:2, :2].T + K[:2, 2]

@@ -13,7 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from ggtalker_jax.flame.model import FlameModel
-from ggtalker_jax.geometry.camera import intrinsics, look_at
+from ggtalker_jax.geometry.camera import portrait_camera
 from ggtalker_jax.geometry.rotations import matrix_to_quaternion
 from ggtalker_jax.geometry.triangles import triangle_frames
 
@@ -69,10 +69,5 @@ def portrait_cameras(model: FlameModel, size: int, yaws) -> tuple[np.ndarray, np
     lo, hi = rest.min(0), rest.max(0)
     center = 0.5 * (lo + hi)
     field = 1.1 * float(np.max(hi - lo))
-    distance = 0.8
-    views, ks = [], []
-    for yaw in yaws:
-        eye = center + distance * np.array([np.sin(yaw), 0.0, np.cos(yaw)])
-        views.append(look_at(eye, center))
-        ks.append(intrinsics(size * distance / field, size, size))
-    return np.stack(views), np.stack(ks)
+    cameras = [portrait_camera(center, size, yaw, distance=0.8, field=field) for yaw in yaws]
+    return np.stack([v for v, _ in cameras]), np.stack([k for _, k in cameras])

@@ -15,7 +15,7 @@ from PIL import Image, ImageDraw
 from ggtalker_jax.errors import InputError
 from ggtalker_jax.flame.lbs import flame_forward
 from ggtalker_jax.flame.model import FlameModel
-from ggtalker_jax.geometry.camera import intrinsics, look_at, project_points
+from ggtalker_jax.geometry.camera import portrait_camera, project_points
 from ggtalker_jax.types import EXPRESSION_NAMES, FlameParams
 
 _SKIN = np.array([0.86, 0.68, 0.58])
@@ -139,10 +139,8 @@ def render_preview_grid(
     rest = np.asarray(model.v_template, np.float64)
     center = 0.5 * (rest.min(0) + rest.max(0))
     extent = float(np.max(rest.max(0) - rest.min(0)))
-    focal = 4.0 * cell_size
-    distance = focal * extent * 1.15 / cell_size
-    viewmat = look_at(center + np.array([0.0, 0.0, distance]), center)
-    K = intrinsics(focal, cell_size, cell_size)
+    # Far (4.6 head sizes) and narrow: little perspective, the head fills the cell.
+    viewmat, K = portrait_camera(center, cell_size, distance=4.6 * extent, field=1.15 * extent)
     colors = vertex_colors(model)
     faces = np.asarray(model.faces)
     n_rows, n_cols = len(cells), max(len(r) for r in cells)

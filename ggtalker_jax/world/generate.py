@@ -30,6 +30,7 @@ from ggtalker_jax.data.clip import (
 from ggtalker_jax.errors import InputError
 from ggtalker_jax.flame.lbs import flame_forward
 from ggtalker_jax.flame.model import FlameModel
+from ggtalker_jax.geometry.camera import portrait_camera
 from ggtalker_jax.outputs import (
     output_dir,
     partial_name,
@@ -235,16 +236,12 @@ def view_cameras(
     """
     size = config.resolution
     yaw0 = rng.uniform(-0.15, 0.15)
-    cams = [
-        scene.portrait_camera(identity.camera_target, size, yaw=yaw0, pitch=rng.uniform(-0.05, 0.1))
-    ]
+    cams = [portrait_camera(identity.camera_target, size, yaw=yaw0, pitch=rng.uniform(-0.05, 0.1))]
     for v in range(config.views):
         side = 1.0 if v % 2 == 0 else -1.0
         yaw = side * (0.5 + 0.25 * (v // 2)) + yaw0
         cams.append(
-            scene.portrait_camera(
-                identity.camera_target, size, yaw=yaw, pitch=rng.uniform(-0.1, 0.15)
-            )
+            portrait_camera(identity.camera_target, size, yaw=yaw, pitch=rng.uniform(-0.1, 0.15))
         )
     return [(np.repeat(v[None], n_frames, 0), np.repeat(k[None], n_frames, 0)) for v, k in cams]
 

@@ -12,8 +12,6 @@ import dataclasses
 import numpy as np
 from scipy import ndimage
 
-from ggtalker_jax.geometry.camera import intrinsics, look_at
-
 
 @dataclasses.dataclass(frozen=True)
 class Mesh:
@@ -200,23 +198,3 @@ def pose_torso(
     local = np.asarray(vertices, np.float64) - np.asarray(root, np.float64)
     posed = np.einsum("tij,vj->tvi", rot, local) + np.asarray(root_posed)[:, None, :]
     return posed.astype(np.float32)
-
-
-def portrait_camera(
-    target: np.ndarray,
-    size: int,
-    yaw: float = 0.0,
-    pitch: float = 0.0,
-    distance: float = 0.9,
-    field: float = 0.42,
-) -> tuple[np.ndarray, np.ndarray]:
-    """A camera looking at ``target`` from ``distance`` metres in front of the face, turned by
-    ``yaw``/``pitch`` (radians) around it, framing ``field`` metres across the image.
-
-    Returns:
-      ``(viewmat [4, 4], K [3, 3])``.
-    """
-    direction = np.array([np.sin(yaw) * np.cos(pitch), np.sin(pitch), np.cos(yaw) * np.cos(pitch)])
-    eye = np.asarray(target) + distance * direction
-    focal = size * distance / field
-    return look_at(eye, target), intrinsics(focal, size, size)

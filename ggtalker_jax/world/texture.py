@@ -11,10 +11,10 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
-from PIL import Image, ImageDraw
 from scipy import ndimage
 
 from ggtalker_jax.flame.model import FlameModel
+from ggtalker_jax.geometry.uv import bind_texels, interpolate_bound
 
 REGIONS = ("skin", "scalp", "lips", "mouth_interior", "eyeball")
 
@@ -60,36 +60,11 @@ def make_uv_maps(model: FlameModel, size: int = 512) -> UVMaps:
       size: texture side in texels.
     """
     model.require("uv")
-    vt = np.asarray(model.vt, np.float64)
-    ft = np.asarray(model.ft)
     faces = np.asarray(model.faces)
-    # Face ids drawn as 24-bit colours without anti-aliasing: id + 1, 0 = empty.
-    canvas = Image.new("RGB", (size, size), 0)
-    draw = ImageDraw.Draw(canvas)
-    # Texture row 0 is v = 1 (FLAME/OBJ convention: v grows upwards).
-    px = np.stack([vt[:, 0] * size, (1.0 - vt[:, 1]) * size], -1)
-    for f, corners in enumerate(ft):
-        code = f + 1
-        draw.polygon(
-            [tuple(p) for p in px[corners]], fill=(code & 255, (code >> 8) & 255, code >> 16)
-        )
-    rgb = np.asarray(canvas).astype(np.int64)
-    face_id = rgb[..., 0] + (rgb[..., 1] << 8) + (rgb[..., 2] << 16) - 1  # [Ht, Wt]
-    covered = face_id >= 0
-    fid = np.where(covered, face_id, 0)
-    # Barycentrics of each texel centre in its face's UV triangle.
-    ii, jj = np.mgrid[0:size, 0:size]
-    p = np.stack([jj + 0.5, ii + 0.5], -1)
-    a, b, c = (px[ft[fid, k]] for k in range(3))
-    v0, v1, v2 = b - a, c - a, p - a
-    den = v0[..., 0] * v1[..., 1] - v1[..., 0] * v0[..., 1]
-    den = np.where(np.abs(den) < 1e-12, 1e-12, den)
-    w1 = (v2[..., 0] * v1[..., 1] - v1[..., 0] * v2[..., 1]) / den
-    w2 = (v0[..., 0] * v2[..., 1] - v2[..., 0] * v0[..., 1]) / den
-    bary = np.clip(np.stack([1 - w1 - w2, w1, w2], -1), 0.0, 1.0)
-    bary /= bary.sum(-1, keepdims=True)
+    binding = bind_texels(model.vt, model.ft, size)
+    covered, fid = binding.covered, np.where(binding.covered, binding.face, 0)
     rest = np.asarray(model.v_template, np.float64)
-    position = np.einsum("hwk,hwkc->hwc", bary, rest[faces[fid]]) * covered[..., None]
+    position = interpolate_bound(rest, faces, binding)
     vregion = _vertex_regions(model)
     # A face takes the region most of its corners have (ties: the first corner).
     corner = vregion[faces[fid]]

@@ -6,7 +6,7 @@ import pytest
 from scipy import ndimage
 
 from ggtalker_jax.flame import load_flame
-from ggtalker_jax.geometry.camera import project_points
+from ggtalker_jax.geometry.camera import portrait_camera, project_points
 from ggtalker_jax.world import scene
 from ggtalker_jax.world.texture import REGIONS, make_texture, make_uv_maps
 
@@ -140,7 +140,7 @@ def test_head_motion_is_smooth_with_large_rotations(rng):
 def test_portrait_camera_looks_at_its_target(rng):
     target = rng.normal(size=3) * 0.05
     for yaw in (0.0, 0.6, -0.9):
-        view, K = scene.portrait_camera(target, 128, yaw=yaw, pitch=0.1)
+        view, K = portrait_camera(target, 128, yaw=yaw, pitch=0.1)
         uv, depth = project_points(target[None], view, K)
         np.testing.assert_allclose(uv[0], [64, 64], atol=1e-3)
         assert depth[0] == pytest.approx(0.9, abs=1e-4)

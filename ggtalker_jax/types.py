@@ -122,6 +122,9 @@ FLAME_PARAM_SIZES = {
     "eye_pose": 6,
     "translation": 3,
 }
+"""Last-dimension size of each per-frame FLAME pose field (``shape`` and ``expression`` take
+their sizes from the model). The clip reader, the TFDS features and the parameter checks all
+read this table."""
 
 
 def check_flame_params(params: FlameParams, n_shape: int, n_exp: int, where: str = "") -> None:

@@ -12,6 +12,7 @@ repeats.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 
 import jax
@@ -20,6 +21,7 @@ import numpy as np
 
 from ggtalker_jax.geometry.camera import intrinsics, look_at
 from ggtalker_jax.render.mesh.shading import render_textured_meshes
+from ggtalker_jax.types import Mesh
 
 
 def uv_sphere(n_lat: int, n_lon: int, radii) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -42,7 +44,9 @@ def make_scene(seed: int = 0):
     torso_v, torso_f, torso_vt = uv_sphere(12, 64, (0.2, 0.15, 0.12))
     torso_v = torso_v + np.float32([0, 0.27, 0.02])
     tex = lambda: rng.random((512, 512, 3)).astype(np.float32)
-    return (head_v, head_f, head_vt, head_f, tex()), (torso_v, torso_f, torso_vt, torso_f, tex())
+    return Mesh(head_v, head_f, head_vt, head_f, tex()), Mesh(
+        torso_v, torso_f, torso_vt, torso_f, tex()
+    )
 
 
 def bench(size: int, window: int, batch: int, mode: str, repeats: int = 5) -> dict:
@@ -54,13 +58,19 @@ def bench(size: int, window: int, batch: int, mode: str, repeats: int = 5) -> di
     c, s = np.cos(angles), np.sin(angles)
     rot = np.zeros((batch, 3, 3), np.float32)
     rot[:, 0, 0], rot[:, 0, 2], rot[:, 1, 1], rot[:, 2, 0], rot[:, 2, 2] = c, s, 1, -s, c
-    head_frames = jnp.asarray(np.einsum("bij,vj->bvi", rot, head[0]))
+    head_frames = jnp.asarray(np.einsum("bij,vj->bvi", rot, head.vertices))
 
     @jax.jit
     def render(head_v):
         def one(v):
             return render_textured_meshes(
-                [(v, *head[1:]), torso], view, K, size, size, bg, window=window
+                [dataclasses.replace(head, vertices=v), torso],
+                view,
+                K,
+                size,
+                size,
+                bg,
+                window=window,
             )
 
         # vmap: one batched program (its while loop runs until the busiest frame is done);
@@ -81,7 +91,7 @@ def bench(size: int, window: int, batch: int, mode: str, repeats: int = 5) -> di
         window=window,
         mode=mode,
         batch=batch,
-        faces=len(head[1]) + len(torso[1]),
+        faces=len(head.faces) + len(torso.faces),
         coverage=float(masks.any(1).mean()),
         compile_s=compile_s,
         ms_per_frame=1e3 * step / batch,

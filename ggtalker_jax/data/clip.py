@@ -31,7 +31,13 @@ from pathlib import Path
 import numpy as np
 
 from ggtalker_jax.errors import InputError
-from ggtalker_jax.types import FLAME_PARAM_FIELDS, FPS, SAMPLE_RATE, FlameParams
+from ggtalker_jax.types import (
+    FLAME_PARAM_FIELDS,
+    FLAME_PARAM_SIZES,
+    FPS,
+    SAMPLE_RATE,
+    FlameParams,
+)
 
 FLAME_KEYS = FLAME_PARAM_FIELDS  # the FLAME arrays of flame.npz
 META_KEYS = ("fps", "width", "height", "identity", "language", "voice", "seed", "source")
@@ -220,13 +226,7 @@ def read_flame_npz(
     """Read and validate ``flame.npz``: ``(params, viewmat [T, 4, 4], K [T, 3, 3])``."""
     data = load_npz(path, (*FLAME_KEYS, "viewmat", "K"), "a FLAME parameter file")
     t = data["expression"].shape[0] if data["expression"].ndim == 2 else -1
-    want = {
-        "global_pose": (t, 3),
-        "neck_pose": (t, 3),
-        "jaw_pose": (t, 3),
-        "eye_pose": (t, 6),
-        "translation": (t, 3),
-    }
+    want = {key: (t, size) for key, size in FLAME_PARAM_SIZES.items()}
     if t < 0:
         raise InputError(
             f"{path}: 'expression' has shape {data['expression'].shape}, expected [T, E]"

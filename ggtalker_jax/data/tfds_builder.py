@@ -21,6 +21,7 @@ import numpy as np
 
 from ggtalker_jax.data.clip import FLAME_KEYS, read_clip
 from ggtalker_jax.errors import InputError
+from ggtalker_jax.types import FLAME_PARAM_SIZES
 
 DATASET_NAME = "ggtalker_clips"
 
@@ -80,15 +81,14 @@ def _builder_class(tfds):
                 "audio": t(shape=(None,), dtype=np.float32),
                 "shape": t(shape=(None,), dtype=np.float32),
                 "expression": z(shape=(None, None), dtype=np.float32),
-                "eye_pose": t(shape=(None, 6), dtype=np.float32),
                 "viewmat": t(shape=(None, 4, 4), dtype=np.float32),
                 "K": t(shape=(None, 3, 3), dtype=np.float32),
                 "clip": tfds.features.Text(),
                 "identity": tfds.features.Text(),
                 "language": tfds.features.Text(),
             }
-            for key in ("global_pose", "neck_pose", "jaw_pose", "translation"):
-                features[key] = t(shape=(None, 3), dtype=np.float32)
+            for key, size in FLAME_PARAM_SIZES.items():  # per-frame pose fields
+                features[key] = t(shape=(None, size), dtype=np.float32)
             return tfds.core.DatasetInfo(
                 builder=self, description=__doc__, features=tfds.features.FeaturesDict(features)
             )

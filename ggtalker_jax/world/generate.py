@@ -40,7 +40,7 @@ from ggtalker_jax.outputs import (
     write_text_atomic,
 )
 from ggtalker_jax.render.mesh.shading import render_textured_meshes
-from ggtalker_jax.types import FPS, SAMPLE_RATE, FlameParams
+from ggtalker_jax.types import FPS, SAMPLE_RATE, FlameParams, Mesh
 from ggtalker_jax.world import scene
 from ggtalker_jax.world.corpus import sentences_for
 from ggtalker_jax.world.texture import UVMaps, make_texture, make_uv_maps
@@ -55,7 +55,7 @@ class Identity:
     name: str
     shape: np.ndarray  # [S]
     texture: np.ndarray  # [Ht, Wt, 3] uint8
-    torso: scene.Mesh
+    torso: Mesh
     background: np.ndarray  # [H, W, 3] uint8
     language: str
     voice: str
@@ -89,7 +89,7 @@ def make_identity(
     rest_vertices, root = np.asarray(rest[0]), np.asarray(rest[1][0])
     if maps is None:
         empty = np.zeros((0, 3), np.float32)
-        torso = scene.Mesh(
+        torso = Mesh(
             empty,
             np.zeros((0, 3), np.int32),
             empty[:, :2],
@@ -164,7 +164,7 @@ def _render_chunk(
     def one(args):
         verts, body, view, k = args
         rgb, masks = render_textured_meshes(
-            [(verts, *head), (body, *torso)], view, k, width, height, background
+            [Mesh(verts, *head), Mesh(body, *torso)], view, k, width, height, background
         )
         return jnp.round(rgb * 255.0).astype(jnp.uint8), masks
 

@@ -7,22 +7,10 @@ left.
 
 from __future__ import annotations
 
-import dataclasses
-
 import numpy as np
 from scipy import ndimage
 
-
-@dataclasses.dataclass(frozen=True)
-class Mesh:
-    """A textured triangle mesh: ``vertices [V, 3]``, ``faces [F, 3]``, ``vt [Nvt, 2]``,
-    ``ft [F, 3]``, ``texture [Ht, Wt, 3]`` uint8 (row 0 is v = 1)."""
-
-    vertices: np.ndarray
-    faces: np.ndarray
-    vt: np.ndarray
-    ft: np.ndarray
-    texture: np.ndarray
+from ggtalker_jax.types import Mesh
 
 
 def make_torso(

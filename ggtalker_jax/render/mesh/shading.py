@@ -13,6 +13,7 @@ convention; texel ``(r, c)`` has its centre at ``((c + 0.5) / Wt, (r + 0.5) / Ht
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Sequence
 
@@ -29,6 +30,7 @@ from ggtalker_jax.render.mesh.raster import (
     pixel_rays,
     rasterize_mesh,
 )
+from ggtalker_jax.types import Mesh
 
 # Direction *towards* the light in camera space (OpenCV: -y is up, -z towards the viewer):
 # above, slightly left of and in front of the face.
@@ -113,12 +115,12 @@ def _concat_meshes(meshes):
     """One mesh out of many: global vertex indices, per-corner UVs, smooth normals."""
     verts, faces, uvs, normals = [], [], [], []
     offset = 0
-    for vertices, f, vt, ft, _ in meshes:
-        vertices = jnp.asarray(vertices, jnp.float32)
-        f = jnp.asarray(f, jnp.int32)
+    for mesh in meshes:
+        vertices = jnp.asarray(mesh.vertices, jnp.float32)
+        f = jnp.asarray(mesh.faces, jnp.int32)
         verts.append(vertices)
         faces.append(f + offset)
-        uvs.append(jnp.asarray(vt, jnp.float32)[jnp.asarray(ft, jnp.int32)])  # [Fm, 3, 2]
+        uvs.append(jnp.asarray(mesh.vt, jnp.float32)[jnp.asarray(mesh.ft, jnp.int32)])  # [Fm, 3, 2]
         normals.append(vertex_normals(vertices, jnp.clip(f, 0, vertices.shape[0] - 1)))
         offset += vertices.shape[0]
     return (
@@ -130,7 +132,7 @@ def _concat_meshes(meshes):
 
 
 def render_textured_meshes(
-    meshes: Sequence[tuple],
+    meshes: Sequence[Mesh],
     viewmat: jax.Array,
     K: jax.Array,
     width: int,
@@ -151,9 +153,8 @@ def render_textured_meshes(
     over frames (e.g. per-frame head vertices and cameras).
 
     Args:
-      meshes: sequence of ``(vertices [Vm, 3], faces [Fm, 3], vt [Tm, 2], ft [Fm, 3],
-        texture [Htm, Wtm, 3])`` in world space; textures are float 0..1 (uint8 is scaled by
-        1/255) and may differ in size.
+      meshes: :class:`~ggtalker_jax.types.Mesh` es in world space (``vertices [Vm, 3]``);
+        textures are float 0..1 (uint8 is scaled by 1/255) and may differ in size.
       viewmat: ``[4, 4]`` world→camera (OpenCV).  K: ``[3, 3]`` pixels.
       width, height: image size (static).
       background: ``[H, W, 3]`` float 0..1 (uint8 is scaled by 1/255) shown where no mesh is;
@@ -173,11 +174,11 @@ def render_textured_meshes(
     if len(meshes) == 0:
         raise InputError("render_textured_meshes: no meshes given")
     for m, mesh in enumerate(meshes):
-        if len(mesh) != 5:
+        if not isinstance(mesh, Mesh):
             raise InputError(
-                f"mesh {m}: expected (vertices, faces, vt, ft, texture), got {len(mesh)} items"
+                f"mesh {m}: expected a ggtalker_jax.types.Mesh, got a {type(mesh).__name__}"
             )
-        vertices, f, vt, ft, texture = mesh
+        vertices, f, vt, ft, texture = mesh.vertices, mesh.faces, mesh.vt, mesh.ft, mesh.texture
         check_mesh(vertices, f, name=f"mesh {m}")
         if jnp.shape(ft) != jnp.shape(f) or jnp.ndim(vt) != 2 or jnp.shape(vt)[-1] != 2:
             raise InputError(
@@ -194,9 +195,9 @@ def render_textured_meshes(
     elif jnp.issubdtype(jnp.result_type(background), jnp.integer):
         background = jnp.asarray(background, jnp.float32) / 255.0
     meshes = tuple(
-        (*mesh[:4], jnp.asarray(mesh[4], jnp.float32) / 255.0)
-        if jnp.issubdtype(jnp.result_type(mesh[4]), jnp.integer)
-        else tuple(mesh)
+        dataclasses.replace(mesh, texture=jnp.asarray(mesh.texture, jnp.float32) / 255.0)
+        if jnp.issubdtype(jnp.result_type(mesh.texture), jnp.integer)
+        else mesh
         for mesh in meshes
     )
     return _render_jit(
@@ -237,7 +238,7 @@ def _render_jit(
     frag = rasterize_mesh(vertices, faces, viewmat, K, width, height, near, window=window)
 
     # Which mesh each face belongs to: static face-count boundaries.
-    face_ends = np.cumsum([np.shape(mesh[1])[0] for mesh in meshes])
+    face_ends = np.cumsum([np.shape(mesh.faces)[0] for mesh in meshes])
     mesh_of_pixel = jnp.searchsorted(jnp.asarray(face_ends), frag.face_id, side="right")
     mesh_of_pixel = jnp.where(frag.mask, mesh_of_pixel, -1)  # [H, W]
     masks = mesh_of_pixel[None] == jnp.arange(len(meshes))[:, None, None]
@@ -246,7 +247,7 @@ def _render_jit(
     uv = interpolate(frag, uvs)  # [H, W, 2]
     albedo = jnp.zeros((height, width, 3), jnp.float32)
     for m, mesh in enumerate(meshes):
-        albedo = jnp.where(masks[m][..., None], sample_texture(mesh[4], uv, flip_v), albedo)
+        albedo = jnp.where(masks[m][..., None], sample_texture(mesh.texture, uv, flip_v), albedo)
 
     normals_cam = apply_matrix(normals, viewmat[:3, :3])  # directions: rotation only
     n_pix = interpolate(frag, normals_cam[faces])  # [H, W, 3]

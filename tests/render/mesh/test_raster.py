@@ -1,6 +1,8 @@
 """The textured-mesh rasterizer against a slow per-pixel numpy oracle, plus texture lookup,
 compositing, jit/vmap behaviour and bad input."""
 
+import dataclasses
+
 import chex
 import jax
 import jax.numpy as jnp
@@ -11,6 +13,7 @@ from ggtalker_jax.errors import InputError
 from ggtalker_jax.geometry.camera import intrinsics, look_at
 from ggtalker_jax.render.mesh.raster import interpolate, rasterize_mesh
 from ggtalker_jax.render.mesh.shading import render_textured_meshes, sample_texture
+from ggtalker_jax.types import Mesh
 
 W, H = 48, 32  # one shape bucket for most tests (compiles are the cost)
 
@@ -295,7 +298,7 @@ def solid_quad(centre, size, z, colour):
     faces = np.array([[0, 2, 1], [0, 3, 2]], np.int32)  # facing -z (towards the camera)
     vt = np.array([[0, 0], [1, 0], [1, 1], [0, 1]], np.float32)
     tex = np.broadcast_to(np.asarray(colour, np.float32), (2, 2, 3)).copy()
-    return verts, faces, vt, faces.copy(), tex
+    return Mesh(verts, faces, vt, faces.copy(), tex)
 
 
 @pytest.mark.parametrize("near_first", [True, False])
@@ -317,8 +320,8 @@ def test_compositing_nearer_mesh_wins_and_masks_partition(rng, near_first):
     union = masks.any(0)
     np.testing.assert_allclose(rgb[~union], bg[~union])
     # Where both quads project, the nearer one is shown and labelled.
-    ref_near = rasterize_reference(*near_q[:2], view, K, W, H, 0.01)[0] >= 0
-    ref_far = rasterize_reference(*far_q[:2], view, K, W, H, 0.01)[0] >= 0
+    ref_near = rasterize_reference(near_q.vertices, near_q.faces, view, K, W, H, 0.01)[0] >= 0
+    ref_far = rasterize_reference(far_q.vertices, far_q.faces, view, K, W, H, 0.01)[0] >= 0
     np.testing.assert_array_equal(masks[i_near], ref_near)
     np.testing.assert_array_equal(masks[1 - i_near], ref_far & ~ref_near)
     assert (ref_near & ref_far).sum() > 10 and (ref_far & ~ref_near).sum() > 10
@@ -383,16 +386,18 @@ def test_render_vmap_over_frames_equals_loop(rng):
     K = intrinsics(50.0, W, H)
     quad = solid_quad((0, 0), 0.5, 0.0, (0.2, 0.6, 0.4))
     tex = rng.random((8, 8, 3)).astype(np.float32)
-    back = solid_quad((0.3, 0.2), 0.6, 0.4, (0.0, 0.0, 0.0))[:4] + (tex,)
+    back = dataclasses.replace(solid_quad((0.3, 0.2), 0.6, 0.4, (0.0, 0.0, 0.0)), texture=tex)
     views = np.stack(
         [look_at([*rng.uniform(-0.6, 0.6, 2), -2.0], [0, 0, 0], [0, -1, 0]) for _ in range(3)]
     )
     shifts = rng.uniform(-0.2, 0.2, (3, 1, 3)).astype(np.float32)
-    render = lambda v, view: render_textured_meshes([(v, *quad[1:]), back], view, K, W, H)
-    rgb_b, masks_b = jax.jit(jax.vmap(render))(quad[0][None] + shifts, jnp.asarray(views))
+    render = lambda v, view: render_textured_meshes(
+        [dataclasses.replace(quad, vertices=v), back], view, K, W, H
+    )
+    rgb_b, masks_b = jax.jit(jax.vmap(render))(quad.vertices[None] + shifts, jnp.asarray(views))
     assert rgb_b.shape == (3, H, W, 3) and masks_b.shape == (3, 2, H, W)
     for i in range(3):
-        rgb, masks = render(quad[0] + shifts[i], views[i])
+        rgb, masks = render(quad.vertices + shifts[i], views[i])
         np.testing.assert_array_equal(np.asarray(masks_b[i]), np.asarray(masks))
         np.testing.assert_allclose(np.asarray(rgb_b[i]), np.asarray(rgb), atol=1e-5)
         assert np.asarray(masks).sum(axis=(1, 2)).min() > 20
@@ -432,4 +437,6 @@ def test_bad_input_raises_input_error(rng):
     with pytest.raises(InputError, match="background"):
         render_textured_meshes([quad], view, K, W, H, background=np.zeros((H, W + 1, 3)))
     with pytest.raises(InputError, match="mesh 0"):
-        render_textured_meshes([(quad[0], bad_faces[:2] * 0 + 7, *quad[2:])], view, K, W, H)
+        render_textured_meshes(
+            [dataclasses.replace(quad, faces=bad_faces[:2] * 0 + 7)], view, K, W, H
+        )

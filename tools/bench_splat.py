@@ -15,6 +15,7 @@ gradient differences. Prints a table and writes JSON.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import statistics
 import sys
@@ -30,7 +31,6 @@ from ggtalker_jax.geometry.rigging import transform_gaussians
 from ggtalker_jax.geometry.rotations import axis_angle_to_matrix_reference
 from ggtalker_jax.kernels.splat import rasterization
 from ggtalker_jax.render.head_scene import head_gaussians, portrait_cameras
-from ggtalker_jax.types import Gaussians
 
 FIELDS = ("means", "quats", "scales", "opacities", "colors")
 
@@ -41,17 +41,16 @@ def make_workload(model, n, size, batch, seed=0):
     g = head_gaussians(model, n, rng)
     view, k = portrait_cameras(model, size, [0.0])
     if batch == 1:
-        return {**g, "viewmats": view, "Ks": k}
+        return {**{f: getattr(g, f) for f in FIELDS}, "viewmats": view, "Ks": k}
     rots = axis_angle_to_matrix_reference(
         np.stack(
             [np.linspace(-0.1, 0.2, batch), np.linspace(-0.5, 0.5, batch), np.zeros(batch)], -1
         )
     )
-    center = g["means"].mean(0)
+    center = g.means.mean(0)
+    centred = dataclasses.replace(g, means=g.means - center)
     posed = transform_gaussians(
-        Gaussians(**{k: jnp.asarray(g[k] - center if k == "means" else g[k]) for k in FIELDS}),
-        rots,
-        np.broadcast_to(center, (batch, 3)),
+        jax.tree_util.tree_map(jnp.asarray, centred), rots, np.broadcast_to(center, (batch, 3))
     )
     tile = lambda x: np.broadcast_to(x, (batch, *x.shape)).copy()
     return {

@@ -4,7 +4,7 @@ The clip format stores its sound as ``audio.wav``: 16 kHz, mono, 16-bit PCM (DES
 contracts"). Everything here is host-side numpy: audio is small next to video, and the readers
 have to produce one-line errors for user files before anything reaches JAX.
 
-Arrays are float32 in [-1, 1]; ``S`` is the number of samples, ``T`` the number of video frames.
+Arrays are float32 in [-1, 1]; ``A`` is the number of audio samples, ``T`` of video frames.
 """
 
 from __future__ import annotations
@@ -33,7 +33,7 @@ def _fix(path: Path, rate: int | None) -> str:
 
 def write_wav(
     path: str | Path,
-    audio: np.ndarray,  # [S] float in [-1, 1]
+    audio: np.ndarray,  # [A] float in [-1, 1]
     sample_rate: int = SAMPLE_RATE,
     *,
     force: bool = False,
@@ -42,7 +42,7 @@ def write_wav(
 
     Args:
       path: output file; its parent folders are created.
-      audio: [S] samples in [-1, 1] (values outside are clipped; NaN/inf are refused).
+      audio: [A] samples in [-1, 1] (values outside are clipped; NaN/inf are refused).
       sample_rate: Hz.
       force: overwrite an existing file (the CLI's ``--force``).
 
@@ -58,7 +58,7 @@ def write_wav(
     audio = np.asarray(audio)
     if audio.ndim != 1:
         raise InputError(
-            f"audio for {path} has shape {audio.shape}; expected mono samples [S] "
+            f"audio for {path} has shape {audio.shape}; expected mono samples [A] "
             "(average the channels first)"
         )
     if not np.all(np.isfinite(audio)):
@@ -82,7 +82,7 @@ def read_wav(path: str | Path, expected_rate: int | None = SAMPLE_RATE) -> tuple
         :func:`resample_to_16k`).
 
     Returns:
-      ``(audio [S] float32 in [-1, 1], sample_rate)``.
+      ``(audio [A] float32 in [-1, 1], sample_rate)``.
 
     Raises:
       InputError: missing file, not a WAV file or corrupt, not mono, not 16-bit PCM, the wrong
@@ -127,24 +127,24 @@ def read_wav(path: str | Path, expected_rate: int | None = SAMPLE_RATE) -> tuple
     return np.clip(audio, -1.0, 1.0), rate
 
 
-def resample_to_16k(audio: np.ndarray, rate: int) -> np.ndarray:  # [S_in] -> [S_out]
+def resample_to_16k(audio: np.ndarray, rate: int) -> np.ndarray:  # [A_in] -> [A_out]
     """Resamples audio to 16 kHz with a polyphase filter (``scipy.signal.resample_poly``).
 
     The ratio is the reduced fraction 16000 / rate: 22050 Hz (espeak-ng) is up 320, down 441;
     44100 Hz is up 160, down 441; 48000 Hz is up 1, down 3.
 
     Args:
-      audio: [S_in] samples at ``rate`` Hz.
+      audio: [A_in] samples at ``rate`` Hz.
       rate: input sample rate (Hz, a positive integer).
 
     Returns:
-      [S_out] float32 samples at 16 kHz, S_out = ceil(S_in * 16000 / rate).
+      [A_out] float32 samples at 16 kHz, A_out = ceil(A_in * 16000 / rate).
     """
     from scipy.signal import resample_poly  # scipy.signal is slow to import; only needed here
 
     audio = np.asarray(audio, dtype=np.float32)
     if audio.ndim != 1:
-        raise InputError(f"audio has shape {audio.shape}; expected mono samples [S]")
+        raise InputError(f"audio has shape {audio.shape}; expected mono samples [A]")
     if int(rate) != rate or rate <= 0:
         raise InputError(f"sample rate {rate} is not a positive integer number of Hz")
     rate = int(rate)
@@ -164,7 +164,7 @@ def num_frames(n_samples: int, rate: int = SAMPLE_RATE, fps: float = FPS) -> int
 
 
 def energy_envelope(
-    audio: np.ndarray,  # [S]
+    audio: np.ndarray,  # [A]
     rate: int = SAMPLE_RATE,
     fps: float = FPS,
     n_frames: int | None = None,
@@ -175,7 +175,7 @@ def energy_envelope(
     the end counts as silence. Used to check that the mouth moves with the sound.
 
     Args:
-      audio: [S] samples in [-1, 1].
+      audio: [A] samples in [-1, 1].
       rate: sample rate in Hz.
       fps: video frame rate.
       n_frames: T; defaults to :func:`num_frames` of the audio.
@@ -185,7 +185,7 @@ def energy_envelope(
     """
     audio = np.asarray(audio, dtype=np.float64)
     if audio.ndim != 1:
-        raise InputError(f"audio has shape {audio.shape}; expected mono samples [S]")
+        raise InputError(f"audio has shape {audio.shape}; expected mono samples [A]")
     if n_frames is None:
         n_frames = num_frames(audio.shape[0], rate, fps)
     bounds = np.round(np.arange(n_frames + 1) * (rate / fps)).astype(np.int64)

@@ -64,7 +64,7 @@ class Clip:
 
     Attributes:
       frames: ``[T, H, W, 3]`` uint8, or ``None`` for audio + FLAME only clips.
-      audio: ``[S]`` float32 at 16 kHz.
+      audio: ``[A]`` float32 at 16 kHz.
       flame: :class:`FlameParams` with per-frame fields ``[T, ...]`` and ``shape [S_id]``.
       viewmat: ``[T, 4, 4]`` world->camera.  K: ``[T, 3, 3]``.
       head_mask, torso_mask: ``[T, H, W]`` uint8 (0/1), or ``None``.

@@ -42,7 +42,7 @@ def lip_energy_report(
 
     Args:
       opening: ``[T]`` mouth opening per frame (e.g. :func:`inner_lip_distance`), metres.
-      audio: ``[S]`` mono samples at ``rate``.
+      audio: ``[A]`` mono samples at ``rate``.
 
     Returns:
       ``{"r": Pearson r of opening and energy, "speech_mm": mean opening where the energy is

@@ -72,7 +72,7 @@ def bind_texels(vt: np.ndarray, ft: np.ndarray, size: int) -> UVBinding:
 
 
 def interpolate_bound(values, faces, binding: UVBinding):
-    """Per-vertex ``values [..., V, C]`` read at the bound texels: ``[..., H, W, C]``, zero
+    """Per-vertex ``values [..., V, D]`` read at the bound texels: ``[..., H, W, D]``, zero
     where no triangle covers a texel. Host arrays stay numpy (float64 sums); JAX arrays give a
     ``jnp`` result, differentiable in ``values`` (e.g. posed vertices -> texel positions).
     """
@@ -80,10 +80,10 @@ def interpolate_bound(values, faces, binding: UVBinding):
     corners = np.asarray(faces)[fid]  # [H, W, 3]
     if isinstance(values, np.ndarray):
         return (
-            np.einsum("hwk,...hwkc->...hwc", binding.bary, values[..., corners, :])
+            np.einsum("hwk,...hwkd->...hwd", binding.bary, values[..., corners, :])
             * (binding.covered[..., None])
         )
-    gathered = jnp.asarray(values)[..., corners, :]  # [..., H, W, 3, C]
+    gathered = jnp.asarray(values)[..., corners, :]  # [..., H, W, 3, D]
     bary = jnp.asarray(binding.bary, gathered.dtype)
-    out = jnp.einsum("hwk,...hwkc->...hwc", bary, gathered, precision="highest")
+    out = jnp.einsum("hwk,...hwkd->...hwd", bary, gathered, precision="highest")
     return out * jnp.asarray(binding.covered[..., None], out.dtype)

@@ -16,11 +16,12 @@ from ggtalker_jax.flame.model import FlameModel
 from ggtalker_jax.geometry.camera import portrait_camera
 from ggtalker_jax.geometry.rotations import matrix_to_quaternion
 from ggtalker_jax.geometry.triangles import triangle_frames
+from ggtalker_jax.types import Gaussians
 
 
 def head_gaussians(
     model: FlameModel, n: int, rng: np.random.Generator, vertices: np.ndarray | None = None
-) -> dict[str, np.ndarray]:
+) -> Gaussians:
     """``n`` Gaussians on the head surface.
 
     Args:
@@ -30,8 +31,8 @@ def head_gaussians(
       vertices: ``[V, 3]`` posed vertices to sample on (default: the rest template).
 
     Returns:
-      dict of float32 arrays ``means [n, 3]``, ``quats [n, 4]`` (wxyz), ``scales [n, 3]``
-      (linear), ``opacities [n]``, ``colors [n, 3]``.
+      :class:`~ggtalker_jax.types.Gaussians` of float32 numpy arrays: ``means [n, 3]``,
+      ``quats [n, 4]`` (wxyz), ``scales [n, 3]`` (linear), ``opacities [n]``, ``colors [n, 3]``.
     """
     verts = np.asarray(model.v_template if vertices is None else vertices, np.float64)
     faces = np.asarray(model.faces)
@@ -53,13 +54,13 @@ def head_gaussians(
     tangent = spacing * np.exp(rng.normal(0.0, 0.35, (n, 2))) * 0.9
     thin = 0.15 * tangent.min(-1, keepdims=True)
     scales = np.concatenate([tangent[:, :1], thin, tangent[:, 1:]], -1)
-    return {
-        "means": means.astype(np.float32),
-        "quats": np.asarray(matrix_to_quaternion(rotation), np.float32),
-        "scales": scales.astype(np.float32),
-        "opacities": rng.uniform(0.35, 1.0, n).astype(np.float32),
-        "colors": rng.uniform(0.0, 1.0, (n, 3)).astype(np.float32),
-    }
+    return Gaussians(
+        means=means.astype(np.float32),
+        quats=np.asarray(matrix_to_quaternion(rotation), np.float32),
+        scales=scales.astype(np.float32),
+        opacities=rng.uniform(0.35, 1.0, n).astype(np.float32),
+        colors=rng.uniform(0.0, 1.0, (n, 3)).astype(np.float32),
+    )
 
 
 def portrait_cameras(model: FlameModel, size: int, yaws) -> tuple[np.ndarray, np.ndarray]:

@@ -124,7 +124,7 @@ def make_identity(
 
 
 def speech_for_clip(identity: Identity, config: WorldConfig, rng: np.random.Generator):
-    """Sentences spoken until the clip is full; returns ``(audio [S], phonemes)`` cut or
+    """Sentences spoken until the clip is full; returns ``(audio [A], phonemes)`` cut or
     padded with silence to exactly ``seconds``."""
     from ggtalker_jax.world.speech import Phoneme, synthesize
 

@@ -84,8 +84,8 @@ class Speech:
     """Synthesized speech on the clip format's timeline.
 
     Attributes:
-      audio: [S] float32 in [-1, 1] at 16 kHz.
-      phonemes: phonemes in time order, covering [0, S / 16000] without gaps (pauses included).
+      audio: [A] float32 in [-1, 1] at 16 kHz.
+      phonemes: phonemes in time order, covering [0, A / 16000] without gaps (pauses included).
       words: words in time order (each ends at the next word or at the next pause).
       voice: the espeak voice used (``"en"``, ``"de"``...).
     """
@@ -328,7 +328,7 @@ def synthesize(
       silence_after_s: seconds of silence appended.
 
     Returns:
-      :class:`Speech` with ``audio`` [S] float32 at 16 kHz and phonemes on the same timeline.
+      :class:`Speech` with ``audio`` [A] float32 at 16 kHz and phonemes on the same timeline.
 
     Raises:
       InputError: empty text, text with nothing to speak, an unknown voice, or a rate or pitch

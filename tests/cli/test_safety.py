@@ -190,3 +190,20 @@ def test_preview_is_written_whole_or_not_at_all(user_dir, capsys, monkeypatch):
     args = ["flame", "preview", "--out", "head.png", "--set", "preview.cell_size=32"]
     refuse(capsys, args, "head.partial.png: No space left on device")
     assert snapshot(user_dir) == before
+
+
+def test_one_error_family_at_the_cli():
+    """Input errors of the package and of the kernels, and file-system failures a user can
+    fix, print one line; anything else is a bug and keeps its traceback."""
+    import errno
+
+    from ggtalker_jax.cli import user_mistake
+    from ggtalker_jax.errors import InputError
+    from ggtalker_jax.kernels.splat import SplatInputError
+
+    assert user_mistake(InputError("a.npz: no such file")) == "a.npz: no such file"
+    assert user_mistake(SplatInputError("capacity=0: pass an int >= 1")).startswith("capacity=0")
+    full = OSError(errno.ENOSPC, "No space left on device", "out/demo.mp4")
+    assert user_mistake(full) == "out/demo.mp4: No space left on device"
+    assert user_mistake(RuntimeError("a bug")) is None
+    assert user_mistake(ValueError("a bug")) is None

@@ -433,16 +433,16 @@ def interpolate(fragments: Fragments, attr_per_face_corner: jax.Array) -> jax.Ar
 
     Args:
       fragments: from :func:`rasterize_mesh` (``face_id [H, W]``, ``bary [H, W, 3]``).
-      attr_per_face_corner: ``[F, 3, C]`` values at each face's three corners (e.g. UVs as
+      attr_per_face_corner: ``[F, 3, D]`` values at each face's three corners (e.g. UVs as
         ``vt[ft]``, camera-space vertex normals as ``normals[faces]``).
 
     Returns:
-      ``[H, W, C]`` perspective-correct interpolated values, zeros where empty.
+      ``[H, W, D]`` perspective-correct interpolated values, zeros where empty.
     """
     attr = jnp.asarray(attr_per_face_corner)
     if attr.ndim != 3 or attr.shape[1] != 3:
-        raise InputError(f"interpolate: attributes must be [F, 3, C], got {attr.shape}")
-    corner_vals = attr[jnp.maximum(fragments.face_id, 0)]  # [H, W, 3, C]
+        raise InputError(f"interpolate: attributes must be [F, 3, D], got {attr.shape}")
+    corner_vals = attr[jnp.maximum(fragments.face_id, 0)]  # [H, W, 3, D]
     bary = fragments.bary
     # Unrolled over the 3 corners (see _fold: a reduction over that axis is far slower).
     out = sum(bary[..., k, None] * corner_vals[..., k, :] for k in range(3))

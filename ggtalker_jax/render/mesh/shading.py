@@ -50,17 +50,17 @@ def sample_texture(texture: jax.Array, uv: jax.Array, flip_v: bool = False) -> j
     """Bilinear texture lookup with clamp-to-edge.
 
     Args:
-      texture: ``[Ht, Wt, C]`` texel values.
+      texture: ``[Ht, Wt, D]`` texel values.
       uv: ``[..., 2]`` coordinates in ``[0, 1]`` (module docstring: ``v = 0`` is the top row).
       flip_v: ``v = 0`` is the bottom row instead (``.obj``/FLAME ``vt``).
 
     Returns:
-      ``[..., C]`` float32 samples.
+      ``[..., D]`` float32 samples.
     """
     texture = jnp.asarray(texture, jnp.float32)
     if texture.ndim != 3 or jnp.shape(uv)[-1] != 2:
         raise InputError(
-            f"sample_texture: texture must be [Ht, Wt, C] and uv [..., 2], got "
+            f"sample_texture: texture must be [Ht, Wt, D] and uv [..., 2], got "
             f"{texture.shape} and {jnp.shape(uv)}"
         )
     h, w, _ = texture.shape

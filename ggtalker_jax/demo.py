@@ -79,9 +79,10 @@ def _claim(out_dir: Path, force: bool) -> Path:
             )
     interrupted = stage.is_dir() and not (out_dir / "metrics.json").exists()
     if existing and not force and not interrupted:
+        shown = next((p for p in existing if p.name == "demo.mp4"), existing[0])
         raise InputError(
-            f"{existing[0]}: already exists; pass --force to overwrite the demo outputs, or "
-            "choose another --out"
+            f"{shown}: already exists; pass --force to overwrite the demo outputs, or choose "
+            "another --out"
         )
     return stage
 

@@ -97,6 +97,12 @@ def world_config(args):
 
     from ggtalker_jax.config import load_config
 
+    for item in args.set:
+        if item.partition("=")[0].strip() == "seed":
+            raise InputError(
+                f"--set {item}: ggtalker world takes its seed from world.seed (or --seed); "
+                "the top-level seed is the demo's"
+            )
     config = load_config(args.config, args.set)
     given = {field: getattr(args, field) for field in WORLD_FLAGS}
     given = {k: v for k, v in given.items() if v is not None}
@@ -142,8 +148,18 @@ def _add_config_args(p: argparse.ArgumentParser, example: str) -> None:
     )
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse with the project's one-line errors (its default prints the whole usage)."""
+
+    def error(self, message: str):
+        command = self.prog.removeprefix("ggtalker").strip()
+        where = f"{command}: " if command else ""
+        print(f"ggtalker: error: {where}{message}; see `{self.prog} --help`", file=sys.stderr)
+        raise SystemExit(2)
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="ggtalker",
         description="Speech-driven 3D Gaussian talking heads in JAX.",
     )
@@ -223,7 +239,15 @@ def build_parser() -> argparse.ArgumentParser:
 
 # Failures of the file system that a user causes or fixes (a full disk, a read-only mount,
 # a permission): one line like any other user mistake, not a traceback.
-_USER_ERRNOS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}
+_USER_ERRNOS = {
+    errno.ENOSPC,
+    errno.EDQUOT,
+    errno.EROFS,
+    errno.EACCES,
+    errno.EPERM,
+    errno.ENAMETOOLONG,
+    errno.ELOOP,
+}
 
 
 def user_mistake(error: BaseException) -> str | None:
@@ -236,7 +260,8 @@ def user_mistake(error: BaseException) -> str | None:
     if isinstance(error, InputError) or (splat and isinstance(error, splat.SplatInputError)):
         return str(error)
     if isinstance(error, OSError) and error.errno in _USER_ERRNOS:
-        return f"{error.filename or ''}: {error.strerror}"
+        where = f"{error.filename}: " if error.filename else ""
+        return f"{where}{error.strerror} (while writing the outputs; nothing finished was lost)"
     return None
 
 

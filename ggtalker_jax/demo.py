@@ -19,6 +19,8 @@ from ggtalker_jax.config import Config
 from ggtalker_jax.errors import InputError
 from ggtalker_jax.outputs import (
     atomic_file,
+    exclusive,
+    is_partial,
     output_dir,
     remove_path,
     require_memory,
@@ -45,14 +47,25 @@ def _timed(timings: dict, name: str):
 
 def _is_own_output(path: Path) -> bool:
     """Whether an existing ``DIR/<output name>`` is something a demo writes (and so may be
-    replaced): a file for the file names, a ggtalker world for ``world``."""
-    from ggtalker_jax.world.generate import read_world_stamp
+    replaced): a file for the file names; for ``world``, a ggtalker world holding nothing
+    else (:func:`~ggtalker_jax.world.generate.is_world`)."""
+    from ggtalker_jax.world.generate import is_world
 
     if path.is_symlink():
         return False
     if path.name == "world":
-        return path.is_dir() and read_world_stamp(path) is not None
+        return is_world(path)
     return path.is_file()
+
+
+def _is_stage(stage: Path) -> bool:
+    """Whether ``stage`` is the demo's staging folder: marked by ``stage.json``, or still
+    empty or holding only the mark's temporary file (a run stopped right after making it)."""
+    if stage.is_symlink() or not stage.is_dir():
+        return False
+    if (stage / _STAGE_MARK).is_file():
+        return True
+    return all(is_partial(p) and p.name.startswith(".stage.") for p in stage.iterdir())
 
 
 def _claim(out_dir: Path, force: bool) -> Path:
@@ -63,14 +76,23 @@ def _claim(out_dir: Path, force: bool) -> Path:
     finished). A path with an output's name that the demo would not write (a folder named
     ``demo.mp4``, a ``world`` that is not a ggtalker world) is refused, ``force`` or not.
     """
+    from ggtalker_jax.world.generate import enclosing_world, read_world_stamp
+
+    world = out_dir if read_world_stamp(out_dir) is not None else enclosing_world(out_dir)
+    if world:
+        raise InputError(
+            f"{out_dir}: is or lies inside the world {world}; the demo writes its own world "
+            "and outputs, so choose an --out outside it"
+        )
     stage = out_dir / STAGE
-    mark = stage / _STAGE_MARK
-    if stage.exists() and not (stage.is_dir() and mark.is_file()):
+    if (stage.exists() or stage.is_symlink()) and not _is_stage(stage):
         raise InputError(
             f"{stage}: exists but is not a ggtalker demo's staging folder; move it away or "
             "choose another --out"
         )
-    existing = [out_dir / n for n in OUTPUTS if (out_dir / n).exists()]
+    existing = [
+        out_dir / n for n in OUTPUTS if (out_dir / n).exists() or (out_dir / n).is_symlink()
+    ]
     for path in existing:
         if not _is_own_output(path):
             raise InputError(
@@ -104,7 +126,12 @@ def _open_stage(stage: Path, world_stamp: str) -> None:
 
 def _publish(stage: Path, out_dir: Path) -> None:
     """Move the finished outputs from ``stage`` into ``out_dir``, ``metrics.json`` last, then
-    remove ``stage``. Files are replaced by one rename each; the world folder by two."""
+    remove ``stage``. Files are replaced by one rename each; the world folder by two.
+
+    An earlier demo's ``metrics.json`` goes first: a kill while publishing must not leave
+    new outputs beside an old marker that says the set is finished.
+    """
+    (out_dir / "metrics.json").unlink(missing_ok=True)
     for name in OUTPUTS:
         src, dst = stage / name, out_dir / name
         if src.is_dir():
@@ -139,15 +166,15 @@ def run_demo(out_dir: str | Path, config: Config, force: bool = False, progress:
     Raises:
       InputError: an output exists and ``force`` is not set, an output path holds something
         the demo did not write, an unwritable ``out_dir``, an unknown voice, or a demo too
-        large for the free memory.
+        large for the free memory; another demo writing the same ``out_dir``.
     """
     from ggtalker_jax.config import WorldConfig
     from ggtalker_jax.flame import load_flame
-    from ggtalker_jax.world.generate import world_stamp_text
     from ggtalker_jax.world.speech import check_voice
 
+    # Everything that can be refused is refused before the lock creates the folder.
     out_dir = output_dir(out_dir)
-    stage = _claim(out_dir, force)
+    _claim(out_dir, force)
     demo = config.demo
     check_voice(demo.language)
     model = load_flame(config.flame_model or None)
@@ -161,6 +188,15 @@ def run_demo(out_dir: str | Path, config: Config, force: bool = False, progress:
         views=demo.views,
     )
     _check_demo_memory(world)
+    with exclusive(out_dir, "demo"):
+        return _run_demo(out_dir, model, world, config, force, progress)
+
+
+def _run_demo(out_dir: Path, model, world, config: Config, force: bool, progress: bool) -> dict:
+    """Stage, make and publish the outputs (under the folder's lock)."""
+    from ggtalker_jax.world.generate import world_stamp_text
+
+    stage = _claim(out_dir, force)  # again: another run may have finished meanwhile
     _open_stage(stage, world_stamp_text(model, world))
     metrics = _make_outputs(stage, out_dir, model, world, config, progress)
     _publish(stage, out_dir)
@@ -168,9 +204,8 @@ def run_demo(out_dir: str | Path, config: Config, force: bool = False, progress:
 
 
 def _check_demo_memory(world) -> None:
-    from ggtalker_jax.world.generate import check_world_inputs, clip_memory_bytes
+    from ggtalker_jax.world.generate import clip_memory_bytes
 
-    check_world_inputs(world)
     # The world's clip, read back, plus the side-by-side video frames.
     cameras = 1 + world.views
     need = clip_memory_bytes(world) + cameras * world.n_frames * world.resolution**2 * 8

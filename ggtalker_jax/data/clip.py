@@ -205,8 +205,9 @@ def load_npz(path: Path, keys: tuple[str, ...], what: str) -> dict[str, np.ndarr
 
 def _check_finite(path: Path, data: dict[str, np.ndarray]) -> None:
     for key, value in data.items():
-        if not np.issubdtype(value.dtype, np.number) and value.dtype != np.bool_:
-            raise InputError(f"{path}: '{key}' has dtype {value.dtype}, expected numbers")
+        real = np.issubdtype(value.dtype, np.floating) or np.issubdtype(value.dtype, np.integer)
+        if not real:
+            raise InputError(f"{path}: '{key}' has dtype {value.dtype}, expected real numbers")
         if not np.all(np.isfinite(value)):
             bad = int(value.size - np.count_nonzero(np.isfinite(value)))
             raise InputError(f"{path}: '{key}' holds {bad} NaN/Inf value(s)")
@@ -257,6 +258,8 @@ def read_meta(path: Path) -> dict:
         raise InputError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
     except json.JSONDecodeError as e:
         raise InputError(f"{path}: not valid JSON ({e})") from None
+    except RecursionError:
+        raise InputError(f"{path}: nested too deeply to be a clip's meta.json") from None
     if not isinstance(meta, dict):
         raise InputError(
             f"{path}: holds a JSON {type(meta).__name__}, expected an object with "
@@ -269,6 +272,14 @@ def read_meta(path: Path) -> dict:
             f"at {FPS} fps and fix meta.json"
         )
     return meta
+
+
+def _check_fps(path: Path, fps: float) -> None:
+    if abs(fps - FPS) > 0.01:
+        raise InputError(
+            f"{path}: plays at {fps:g} fps, but the clip format is {FPS} fps; re-encode it "
+            f"(`ffmpeg -i {path} -r {FPS} OUT.mp4`)"
+        )
 
 
 def _check_meta_size(path: Path, meta: dict, frames: np.ndarray) -> None:
@@ -303,7 +314,10 @@ def _read_view(vdir: Path, frames: np.ndarray) -> View:
     from ggtalker_jax.data.video import read_mp4
 
     t, h, w = frames.shape[:3]
-    vframes, _ = read_mp4(vdir / "frames.mp4")
+    if not vdir.name.isdigit():
+        raise InputError(f"{vdir}: not a view folder; the views of a clip are numbered 0, 1, ...")
+    vframes, fps = read_mp4(vdir / "frames.mp4")
+    _check_fps(vdir / "frames.mp4", fps)
     if vframes.shape[1:3] != (h, w):
         raise InputError(
             f"{vdir / 'frames.mp4'}: frames are {vframes.shape[2]}x{vframes.shape[1]}, but the "
@@ -346,7 +360,8 @@ def read_clip(folder: str | os.PathLike, load_video: bool = True) -> Clip:
     if load_video and meta.get("video", True) is not False:
         from ggtalker_jax.data.video import read_mp4
 
-        frames, _ = read_mp4(folder / "frames.mp4")
+        frames, fps = read_mp4(folder / "frames.mp4")
+        _check_fps(folder / "frames.mp4", fps)
         _check_meta_size(folder / "meta.json", meta, frames)
     n_frames = None if frames is None else frames.shape[0]
     flame, viewmat, K = read_flame_npz(folder / "flame.npz", n_frames)
@@ -356,7 +371,7 @@ def read_clip(folder: str | os.PathLike, load_video: bool = True) -> Clip:
     if frames is not None:
         head, torso = _read_masks(folder / "masks.npz", frames.shape[:3])
         background = _read_background(folder / "bg.png", frames.shape[1:3])
-        view_dirs = [p for p in (folder / "views").glob("*") if p.is_dir()]
+        view_dirs = list((folder / "views").iterdir()) if (folder / "views").is_dir() else []
         for vdir in sorted(view_dirs, key=lambda p: (len(p.name), p.name)):
             views.append(_read_view(vdir, frames))
     return Clip(
@@ -383,4 +398,6 @@ def _read_masks(path: Path, shape: tuple[int, int, int]):
             raise InputError(
                 f"{path}: '{name}' is {mask.shape} {mask.dtype}, expected {tuple(shape)} uint8"
             )
+        if mask.max(initial=0) > 1:
+            raise InputError(f"{path}: '{name}' holds {mask.max()}; masks hold only 0 and 1")
     return data["head"], data["torso"]

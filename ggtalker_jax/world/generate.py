@@ -32,8 +32,10 @@ from ggtalker_jax.flame.lbs import flame_forward
 from ggtalker_jax.flame.model import FlameModel
 from ggtalker_jax.geometry.camera import portrait_camera
 from ggtalker_jax.outputs import (
+    exclusive,
+    foreign_entries,
+    is_partial,
     output_dir,
-    partial_name,
     refuse_foreign,
     remove_owned,
     require_memory,
@@ -385,8 +387,8 @@ _WORLD_PARTS = "a world (world.json and its idNNN/clipMMM folders)"
 
 def _owned_by_world(entry: Path) -> bool:
     """Whether ``entry`` (a child of a world folder) is something :func:`write_world` writes."""
-    if entry.name in (STAMP, partial_name(Path(STAMP)).name):
-        return entry.is_file()
+    if entry.name == STAMP or (is_partial(entry) and entry.name.startswith(".world.")):
+        return entry.is_file() and not entry.is_symlink()
     if _ID_DIR.fullmatch(entry.name) and entry.is_dir() and not entry.is_symlink():
         return all(
             _CLIP_DIR.fullmatch(c.name)
@@ -403,6 +405,27 @@ def world_stamp_text(model: FlameModel, config: WorldConfig) -> str:
     import json
 
     return json.dumps({"config": dataclasses.asdict(config), "model": model.source}, sort_keys=True)
+
+
+def is_world(folder: Path) -> bool:
+    """Whether ``folder`` is a world ggtalker wrote and nothing else: its ``world.json`` is
+    ggtalker's and every entry is one :func:`write_world` writes (so replacing it loses
+    nothing of a user's)."""
+    return (
+        folder.is_dir()
+        and not folder.is_symlink()
+        and read_world_stamp(folder) is not None
+        and not foreign_entries(folder, _owned_by_world)
+    )
+
+
+def enclosing_world(path: Path) -> Path | None:
+    """The world folder that ``path`` lies strictly inside, if any (writing there would
+    make that world hold files ggtalker's world does not)."""
+    for parent in Path(os.path.abspath(path)).parents:
+        if read_world_stamp(parent) is not None:
+            return parent
+    return None
 
 
 def read_world_stamp(out: Path) -> dict | None:
@@ -426,12 +449,19 @@ def _prepare_out(out: Path, stamp_text: str, force: bool) -> None:
     has no finished clip yet: then a corrected rerun after a failure simply starts over.
     """
     stamp = out / STAMP
-    if out.is_dir() and any(out.iterdir()):
+    # A first run killed while writing its stamp leaves only the stamp's temporary file.
+    only_stamp_temp = out.is_dir() and all(
+        _owned_by_world(p) and is_partial(p) for p in out.iterdir()
+    )
+    if out.is_dir() and any(out.iterdir()) and not only_stamp_temp:
         if read_world_stamp(out) is None:
             refuse_foreign(out, lambda p: False, _WORLD_PARTS)
         refuse_foreign(out, _owned_by_world, _WORLD_PARTS)
         same = stamp.read_text(encoding="utf-8").strip() == stamp_text
-        finished = any(p.is_file() for p in out.glob("id*/clip*/meta.json"))
+        finished = any(
+            p.is_file() and not p.parent.name.endswith(".partial")
+            for p in out.glob("id*/clip*/meta.json")
+        )
         if force or (not same and not finished):
             remove_owned(out, _owned_by_world, _WORLD_PARTS)
         elif not same:
@@ -462,12 +492,25 @@ def write_world(
 
     Returns:
       the clip folders written by this call (not those kept).
+
+    Raises:
+      InputError: ``out`` cannot be written, lies inside another world, holds something else,
+        is being written by another process, or the request is too large.
     """
+    out = output_dir(out)
+    inside = enclosing_world(out)
+    if inside is not None:
+        raise InputError(f"{out}: lies inside the world {inside}; choose an --out outside it")
+    check_world_inputs(config)
+    with exclusive(out, "world"):
+        _prepare_out(out, world_stamp_text(model, config), force)
+        return _write_clips(out, model, config, progress)
+
+
+def _write_clips(out: Path, model: FlameModel, config: WorldConfig, progress: bool) -> list[Path]:
+    """Every clip of ``out`` that is not finished yet, with a progress bar."""
     from tqdm import tqdm
 
-    out = output_dir(out)
-    check_world_inputs(config)
-    _prepare_out(out, world_stamp_text(model, config), force)
     done = lambda name: (out / name / "meta.json").is_file()
     names = [
         clip_name(i, j) for i in range(config.identities) for j in range(config.clips_per_identity)

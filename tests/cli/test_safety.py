@@ -5,6 +5,7 @@ Each case runs in a scratch folder that also holds a user's files (``src/main.c`
 ``notes.txt``); a snapshot of every file before and after proves they survive.
 """
 
+import contextlib
 import hashlib
 import os
 from pathlib import Path
@@ -20,7 +21,12 @@ def snapshot(root: Path) -> dict[str, str]:
     found = {}
     for path in sorted(root.rglob("*")):
         rel = path.relative_to(root).as_posix()
-        found[rel] = "dir" if path.is_dir() else hashlib.sha256(path.read_bytes()).hexdigest()
+        if path.is_symlink():
+            found[rel] = f"link to {os.readlink(path)}"
+        elif path.is_dir():
+            found[rel] = "dir"
+        else:
+            found[rel] = hashlib.sha256(path.read_bytes()).hexdigest()
     return found
 
 
@@ -77,6 +83,7 @@ DATA_LOSS = [
 @pytest.mark.parametrize("args,message", DATA_LOSS)
 def test_force_never_removes_what_ggtalker_did_not_write(user_dir, capsys, args, message):
     (user_dir / "src" / "demo.partial").mkdir()  # a user's folder with the demo's stage name
+    (user_dir / "src" / "demo.partial" / "draft.txt").write_text("mine\n")
     (user_dir / "m.npz").write_bytes(b"")
     before = snapshot(user_dir)
     refuse(capsys, args, message)
@@ -188,7 +195,7 @@ def test_preview_is_written_whole_or_not_at_all(user_dir, capsys, monkeypatch):
     monkeypatch.setattr(Image.Image, "save", broken_save)
     before = snapshot(user_dir)
     args = ["flame", "preview", "--out", "head.png", "--set", "preview.cell_size=32"]
-    refuse(capsys, args, "head.partial.png: No space left on device")
+    refuse(capsys, args, ".partial.png: No space left on device (while writing the outputs")
     assert snapshot(user_dir) == before
 
 
@@ -204,6 +211,123 @@ def test_one_error_family_at_the_cli():
     assert user_mistake(InputError("a.npz: no such file")) == "a.npz: no such file"
     assert user_mistake(SplatInputError("capacity=0: pass an int >= 1")).startswith("capacity=0")
     full = OSError(errno.ENOSPC, "No space left on device", "out/demo.mp4")
-    assert user_mistake(full) == "out/demo.mp4: No space left on device"
+    assert user_mistake(full).startswith("out/demo.mp4: No space left on device")
     assert user_mistake(RuntimeError("a bug")) is None
     assert user_mistake(ValueError("a bug")) is None
+
+
+def test_demo_force_keeps_a_world_that_holds_user_files(user_dir, capsys):
+    """``out/world`` with a valid world.json but a user's notes in it is not the demo's."""
+    assert main(["world", "--out", "out/world", *TINY_WORLD]) == 0
+    capsys.readouterr()
+    (user_dir / "out" / "world" / "NOTES.txt").write_text("mine\n")
+    before = snapshot(user_dir)
+    refuse(capsys, ["demo", "--out", "out", "--force"], "out/world: is not a ggtalker demo output")
+    assert snapshot(user_dir) == before
+
+
+TINY_WORLD = ["--identities", "1", "--clips-per-identity", "1", "--seconds", "0.6", "--no-video"]
+
+
+@pytest.mark.parametrize(
+    "setup,args,message",
+    [
+        # A user's file with the temporary name's old pattern is never touched.
+        (
+            lambda d: (d / "pp.partial.png").write_text("mine"),
+            ["flame", "preview", "--out", "pp.partial.png"],
+            "already exists",
+        ),
+        (
+            lambda d: os.symlink("/nowhere/video.mp4", d / "dl.png"),
+            ["flame", "preview", "--out", "dl.png", "--force"],
+            "is a symbolic link to nothing",
+        ),
+        (
+            lambda d: os.symlink("/nonexistent", d / "dang"),
+            ["world", "--out", "dang"],
+            "dang: is a symbolic link to nothing",
+        ),
+        (
+            lambda d: os.symlink("loop", d / "loop"),
+            ["world", "--out", "loop/w"],
+            "loop: is a symbolic link to nothing",
+        ),
+        (
+            lambda d: (d / "out").mkdir() or os.symlink("/nowhere/v.mp4", d / "out" / "demo.mp4"),
+            ["demo", "--out", "out", "--force"],
+            "out/demo.mp4: is not a ggtalker demo output",
+        ),
+        (lambda d: None, ["world", "--out", "a" * 300], "File name too long"),
+        (lambda d: None, ["flame", "convert", "m.npz", "hd.NPZ"], "expected a .npz file name"),
+        (lambda d: None, ["flame", "preview", "--out", ".png"], "e.g. out.png"),
+        (lambda d: None, ["world", "--out", "w", "--seed", "1.5"], "world: argument --seed"),
+        (lambda d: None, ["world", "--out", "w", "--set", "seed=5"], "takes its seed from"),
+        (lambda d: None, ["nope"], "invalid choice: 'nope'"),
+    ],
+)
+def test_links_long_names_suffixes_and_flags_are_one_line(user_dir, capsys, setup, args, message):
+    (user_dir / "m.npz").write_bytes(b"")
+    setup(user_dir)
+    before = snapshot(user_dir) if not (user_dir / "loop").is_symlink() else None
+    with (
+        pytest.raises(SystemExit) if args == ["nope"] or "1.5" in args else contextlib.nullcontext()
+    ):
+        refuse(capsys, args, message)
+    if args == ["nope"] or "1.5" in args:  # argparse exits itself, with the same one line
+        err = capsys.readouterr().err.strip()
+        assert err.startswith("ggtalker: error:") and "\n" not in err and message in err
+    if before is not None:
+        assert snapshot(user_dir) == before
+
+
+def test_demo_and_world_refuse_to_write_inside_a_world(user_dir, capsys):
+    assert main(["world", "--out", "w", *TINY_WORLD]) == 0
+    capsys.readouterr()
+    before = snapshot(user_dir)
+    refuse(capsys, ["demo", "--out", "w"], "is or lies inside the world")
+    refuse(capsys, ["demo", "--out", "w/id000/clip000"], "is or lies inside the world")
+    refuse(capsys, ["world", "--out", "w/id000", *TINY_WORLD], "lies inside the world")
+    assert snapshot(user_dir) == before
+
+
+def test_one_writer_per_output_folder(tmp_path):
+    from ggtalker_jax.errors import InputError
+    from ggtalker_jax.outputs import exclusive
+
+    with exclusive(tmp_path / "out", "demo"):
+        with pytest.raises(InputError, match="another ggtalker demo is writing here"):
+            with exclusive(tmp_path / "out", "demo"):
+                pass
+    with exclusive(tmp_path / "out", "demo"):  # released
+        pass
+
+
+def test_an_empty_stage_or_a_half_published_demo_reruns_without_force(tmp_path, monkeypatch):
+    """A run stopped right after creating demo.partial/, or killed while publishing over an
+    earlier demo, leaves a state the same command carries on from."""
+    from ggtalker_jax import demo
+
+    out = tmp_path / "out"
+    (out / demo.STAGE).mkdir(parents=True)
+    assert demo._claim(out, force=False) == out / demo.STAGE
+    # An earlier finished demo, and a new one staged and half published when the kill came.
+    for name in ("demo.mp4", "demo_grid.png", "head_preview.png", "config.json", "metrics.json"):
+        (out / name).write_text("old")
+        (out / demo.STAGE / name).write_text("new")
+    (out / demo.STAGE / demo._STAGE_MARK).write_text("{}")
+    (out / demo.STAGE / "world").mkdir()
+    (out / demo.STAGE / "world" / "world.json").write_text('{"config": {}, "model": "m"}')
+    moved = []
+
+    def replace_then_die(src, dst):
+        if moved:
+            raise KeyboardInterrupt  # the kill, after the first file
+        moved.append(dst)
+        os.rename(src, dst)
+
+    monkeypatch.setattr(demo.os, "replace", replace_then_die)
+    with pytest.raises(KeyboardInterrupt):
+        demo._publish(out / demo.STAGE, out)
+    assert not (out / "metrics.json").exists()  # no old marker beside new outputs
+    assert demo._claim(out, force=False) == out / demo.STAGE  # the rerun may go on

@@ -214,3 +214,39 @@ def test_views_of_another_size_and_meta_that_contradicts_the_files(clip_folder, 
     Image.fromarray(np.zeros((16, 32, 3), np.uint8)).save(folder / "bg.png")
     with pytest.raises(InputError, match="bg.png: is 32x16, but the frames are 32x32"):
         read_clip(folder)
+
+
+def test_contradictions_found_in_review(clip_folder):
+    """A 30 fps video, a view folder that is not numbered, masks that are not 0/1, complex
+    FLAME arrays and a meta.json nested beyond reason: one line each."""
+    from ggtalker_jax.data.video import read_mp4, write_mp4
+
+    folder, clip = clip_folder
+    video = folder / "frames.mp4"
+    original = video.read_bytes()
+    write_mp4(video, read_mp4(video)[0], fps=30)
+    with pytest.raises(InputError, match=r"frames.mp4: plays at 30 fps, but the clip format is 25"):
+        read_clip(folder)
+    video.write_bytes(original)
+    (folder / "views" / "abc").mkdir()
+    with pytest.raises(InputError, match=r"views/abc: not a view folder"):
+        read_clip(folder)
+    (folder / "views" / "abc").rmdir()
+    masks = folder / "masks.npz"
+    with np.load(masks) as z:
+        head, torso = z["head"].copy(), z["torso"]
+    head[0, 0, 0] = 7
+    np.savez_compressed(masks, head=head, torso=torso)
+    with pytest.raises(InputError, match=r"masks.npz: 'head' holds 7; masks hold only 0 and 1"):
+        read_clip(folder)
+    np.savez_compressed(masks, head=np.minimum(head, 1), torso=torso)
+    flame = folder / "flame.npz"
+    with np.load(flame) as z:
+        data = dict(z)
+    np.savez(flame, **{**data, "jaw_pose": data["jaw_pose"].astype(np.complex64)})
+    with pytest.raises(InputError, match=r"'jaw_pose' has dtype complex64, expected real numbers"):
+        read_clip(folder)
+    np.savez(flame, **data)
+    (folder / "meta.json").write_text("[" * 100_000 + "]" * 100_000)
+    with pytest.raises(InputError, match="meta.json: nested too deeply"):
+        read_clip(folder)

@@ -347,3 +347,25 @@ def test_world_cli_reads_the_config_tree_and_flags_win(tmp_path):
     assert (stamp["identities"], stamp["seconds"], stamp["video"]) == (1, 0.6, False)
     bad = _cli("world", "--out", "w2", "--set", "world.views=99", cwd=tmp_path)
     assert bad.returncode == 2 and "world.views=99 is invalid" in bad.stderr
+
+
+def test_kill_windows_of_the_stamp_and_of_a_clip_rename(model, tmp_path):
+    """A first run killed while writing world.json (only its temporary file left), or right
+    before a clip's rename (a complete clip000.partial): a rerun with other settings needs no
+    --force; a user's own world.json alone in a folder is still refused."""
+    config = WorldConfig(identities=1, clips_per_identity=1, seconds=0.6, video=False)
+    out = tmp_path / "w"
+    out.mkdir()
+    (out / ".world.abc123.partial.json").write_text("{")
+    assert len(write_world(out, model, config, progress=False)) == 1
+    shutil.rmtree(out / "id000" / "clip000")
+    write_world(tmp_path / "w2", model, config, progress=False)
+    shutil.copytree(tmp_path / "w2" / "id000" / "clip000", out / "id000" / "clip000.partial")
+    changed = dataclasses.replace(config, seconds=0.8)
+    assert len(write_world(out, model, changed, progress=False)) == 1
+    mine = tmp_path / "mine"
+    mine.mkdir()
+    (mine / "world.json").write_text('{"my": "notes"}')
+    with pytest.raises(InputError, match="holds world.json, which ggtalker did not write"):
+        write_world(mine, model, config, force=True, progress=False)
+    assert (mine / "world.json").read_text() == '{"my": "notes"}'

@@ -115,7 +115,7 @@ def world_config(args):
 
 def cmd_world(args) -> None:
     from ggtalker_jax.outputs import output_dir
-    from ggtalker_jax.world.generate import write_world
+    from ggtalker_jax.world.folder import write_world
 
     out = output_dir(args.out)
     config, world = world_config(args)

@@ -48,8 +48,8 @@ def _timed(timings: dict, name: str):
 def _is_own_output(path: Path) -> bool:
     """Whether an existing ``DIR/<output name>`` is something a demo writes (and so may be
     replaced): a file for the file names; for ``world``, a ggtalker world holding nothing
-    else (:func:`~ggtalker_jax.world.generate.is_world`)."""
-    from ggtalker_jax.world.generate import is_world
+    else (:func:`~ggtalker_jax.world.folder.is_world`)."""
+    from ggtalker_jax.world.folder import is_world
 
     if path.is_symlink():
         return False
@@ -76,7 +76,7 @@ def _claim(out_dir: Path, force: bool) -> Path:
     finished). A path with an output's name that the demo would not write (a folder named
     ``demo.mp4``, a ``world`` that is not a ggtalker world) is refused, ``force`` or not.
     """
-    from ggtalker_jax.world.generate import enclosing_world, read_world_stamp
+    from ggtalker_jax.world.folder import enclosing_world, read_world_stamp
 
     world = out_dir if read_world_stamp(out_dir) is not None else enclosing_world(out_dir)
     if world:
@@ -112,7 +112,7 @@ def _claim(out_dir: Path, force: bool) -> Path:
 def _open_stage(stage: Path, world_stamp: str) -> None:
     """Create the staging folder, keeping a world there that an interrupted run of the same
     settings left (it resumes); everything else in it is rebuilt."""
-    from ggtalker_jax.world.generate import STAMP
+    from ggtalker_jax.world.folder import STAMP
 
     stage.mkdir(parents=True, exist_ok=True)
     write_text_atomic(stage / _STAGE_MARK, json.dumps({"ggtalker": "demo staging"}) + "\n")
@@ -194,7 +194,7 @@ def run_demo(out_dir: str | Path, config: Config, force: bool = False, progress:
 
 def _run_demo(out_dir: Path, model, world, config: Config, force: bool, progress: bool) -> dict:
     """Stage, make and publish the outputs (under the folder's lock)."""
-    from ggtalker_jax.world.generate import world_stamp_text
+    from ggtalker_jax.world.folder import world_stamp_text
 
     stage = _claim(out_dir, force)  # again: another run may have finished meanwhile
     _open_stage(stage, world_stamp_text(model, world))
@@ -226,7 +226,8 @@ def _make_outputs(stage: Path, out_dir: Path, model, world, config: Config, prog
     from ggtalker_jax.flame import flame_forward
     from ggtalker_jax.render.preview import default_cells, render_preview_grid
     from ggtalker_jax.types import FPS
-    from ggtalker_jax.world.generate import clip_name, write_world
+    from ggtalker_jax.world.folder import write_world
+    from ggtalker_jax.world.generate import clip_name
 
     demo = config.demo
     timings: dict[str, float] = {}

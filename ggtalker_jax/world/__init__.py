@@ -1,7 +1,9 @@
 """The synthetic talking-head world: exact ground truth with nothing downloaded.
 
-- :mod:`~ggtalker_jax.world.generate`: identities and clips as arrays (``iter_world``) or in
-  the clip format (``write_world``, what ``ggtalker world`` calls); deterministic from a seed.
+- :mod:`~ggtalker_jax.world.generate`: identities and clips as arrays (``iter_world``);
+  deterministic from a seed.
+- :mod:`~ggtalker_jax.world.folder`: a world on disk in the clip format (``write_world``,
+  what ``ggtalker world`` calls), resumable, never confused with a user's folder.
 - :mod:`~ggtalker_jax.world.scene`: torso, background, head motion, portrait cameras.
 - :mod:`~ggtalker_jax.world.texture`: procedural UV textures with texel-scale detail.
 - :mod:`~ggtalker_jax.world.speech` (espeak-ng), :mod:`~ggtalker_jax.world.corpus`

@@ -22,7 +22,8 @@ from ggtalker_jax.errors import InputError
 from ggtalker_jax.eval import inner_lip_distance, landmarks_on_mask, lip_energy_report
 from ggtalker_jax.flame import flame_forward, load_flame
 from ggtalker_jax.types import FPS, SAMPLE_RATE
-from ggtalker_jax.world.generate import clip_name, iter_world, write_world
+from ggtalker_jax.world.folder import write_world
+from ggtalker_jax.world.generate import clip_name, iter_world
 from ggtalker_jax.world.speech import Phoneme
 from ggtalker_jax.world.visemes import phonemes_to_visemes
 

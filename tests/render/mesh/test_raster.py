@@ -386,7 +386,8 @@ def test_render_vmap_over_frames_equals_loop(rng):
     K = intrinsics(50.0, W, H)
     quad = solid_quad((0, 0), 0.5, 0.0, (0.2, 0.6, 0.4))
     tex = rng.random((8, 8, 3)).astype(np.float32)
-    back = dataclasses.replace(solid_quad((0.3, 0.2), 0.6, 0.4, (0.0, 0.0, 0.0)), texture=tex)
+    # A backdrop wider than the view behind the moving quad: both always cover pixels.
+    back = dataclasses.replace(solid_quad((0.0, 0.0), 1.6, 0.6, (0.0, 0.0, 0.0)), texture=tex)
     views = np.stack(
         [look_at([*rng.uniform(-0.6, 0.6, 2), -2.0], [0, 0, 0], [0, -1, 0]) for _ in range(3)]
     )

@@ -44,7 +44,8 @@ def pytest_collection_modifyitems(config, items):
     on_gpu = any(d.platform == "gpu" for d in jax.devices())
     skip = pytest.mark.skip(reason="needs a CUDA GPU")
     for item in items:
-        if "gpu" in item.keywords and not on_gpu:
+        # The marker, not the keyword: a parametrize id "gpu" (the gpu config) is no GPU test.
+        if item.get_closest_marker("gpu") is not None and not on_gpu:
             item.add_marker(skip)
 
 

@@ -32,9 +32,7 @@ def _load_model(path: str | None):
 
 def cmd_flame_convert(args) -> None:
     from ggtalker_jax.flame import convert_flame
-    from ggtalker_jax.outputs import output_file
 
-    output_file(args.out, args.force, what="output", suffixes=(".npz",))
     model = convert_flame(
         args.model,
         args.out,
@@ -87,8 +85,15 @@ def cmd_demo(args) -> None:
 
 
 # ``ggtalker world`` flags that are shortcuts for fields of the config's world section.
-WORLD_FLAGS = ("identities", "clips_per_identity", "seconds", "resolution", "seed", "languages")
-WORLD_FLAGS += ("views",)
+WORLD_FLAGS = (
+    "identities",
+    "clips_per_identity",
+    "seconds",
+    "resolution",
+    "seed",
+    "languages",
+    "views",
+)
 
 
 def world_config(args):
@@ -114,10 +119,9 @@ def world_config(args):
 
 
 def cmd_world(args) -> None:
-    from ggtalker_jax.outputs import output_dir
     from ggtalker_jax.world.folder import write_world
 
-    out = output_dir(args.out)
+    out = args.out  # checked by write_world before any work
     config, world = world_config(args)
     model = _load_model(args.model or config.flame_model)
     start = time.perf_counter()

@@ -24,6 +24,8 @@ says so in one line instead of swapping for an hour and dying.
 from __future__ import annotations
 
 import contextlib
+import functools
+import inspect
 import os
 import shutil
 import tempfile
@@ -82,13 +84,14 @@ def _checked(check):
     """Run a path check; a file-system error there (a name too long, a link loop) is the
     path's fault, so it becomes one line."""
 
-    def run(path, *args, what: str = "--out", **kwargs):
+    @functools.wraps(check)
+    def run(path, *args, **kwargs):
         try:
-            return check(path, *args, what=what, **kwargs)
+            return check(path, *args, **kwargs)
         except OSError as e:
+            what = kwargs.get("what", inspect.signature(check).parameters["what"].default)
             raise InputError(f"{what} {str(path)[:120]}: {e.strerror}") from None
 
-    run.__doc__, run.__name__ = check.__doc__, check.__name__
     return run
 
 

@@ -2,10 +2,11 @@
 loaded by name (:func:`load_config`) with ``--set a.b=value`` overrides.
 
 Sections: :class:`WorldConfig` (``world``), :class:`DemoConfig` (``demo``),
-:class:`PreviewConfig` (``preview``), under :class:`Config`.
+:class:`PreviewConfig` (``preview``), :class:`E2VConfig` (``e2v``), under :class:`Config`.
 """
 
 from ggtalker_jax.config.demo import DemoConfig
+from ggtalker_jax.config.e2v import E2VConfig, E2VDataConfig
 from ggtalker_jax.config.loading import config_names, load_config
 from ggtalker_jax.config.preview import PreviewConfig
 from ggtalker_jax.config.root import Config
@@ -30,6 +31,8 @@ __all__ = [
     "MAX_VIEWS",
     "Config",
     "DemoConfig",
+    "E2VConfig",
+    "E2VDataConfig",
     "PreviewConfig",
     "WorldConfig",
     "config_names",

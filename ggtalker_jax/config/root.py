@@ -7,6 +7,7 @@ import json
 
 from ggtalker_jax.config.base import check
 from ggtalker_jax.config.demo import DemoConfig
+from ggtalker_jax.config.e2v import E2VConfig
 from ggtalker_jax.config.preview import PreviewConfig
 from ggtalker_jax.config.world import MAX_SEED, WorldConfig
 
@@ -22,6 +23,7 @@ class Config:
       preview: :class:`PreviewConfig`.
       demo: :class:`DemoConfig`.
       world: :class:`WorldConfig` (what ``ggtalker world`` generates).
+      e2v: :class:`E2VConfig` (the Gaussian head and its Expression-Visual prior).
     """
 
     name: str = "tiny"
@@ -30,6 +32,7 @@ class Config:
     preview: PreviewConfig = dataclasses.field(default_factory=PreviewConfig)
     demo: DemoConfig = dataclasses.field(default_factory=DemoConfig)
     world: WorldConfig = dataclasses.field(default_factory=WorldConfig)
+    e2v: E2VConfig = dataclasses.field(default_factory=E2VConfig)
 
     def __post_init__(self):
         check(0 <= self.seed <= MAX_SEED, "seed", self.seed, f"an integer from 0 to {MAX_SEED}")

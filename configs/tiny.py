@@ -4,9 +4,13 @@ Command: ``ggtalker demo --config tiny`` builds a one-clip synthetic world (4 s 
 speech at 256 x 256, two extra cameras) and writes ``out/demo.mp4`` (main and novel views side
 by side, with sound), ``out/demo_grid.png``, ``out/metrics.json`` and ``out/head_preview.png``
 (a 6 x 4 grid of 192-pixel cells), in well under a minute on two CPU cores.
+
+``ggtalker e2v train --config tiny --workdir DIR`` trains the tiny E2V prior (32² UV map,
+64-pixel frames, 32 procedural identities, 300 steps of 8) on CPU; ``ggtalker e2v eval
+--workdir DIR`` scores it on 16 held-out identities.
 """
 
-from ggtalker_jax.config import Config, DemoConfig, PreviewConfig
+from ggtalker_jax.config import Config, DemoConfig, E2VConfig, E2VDataConfig, PreviewConfig
 
 
 def get_config(arg: str | None = None) -> Config:
@@ -16,4 +20,23 @@ def get_config(arg: str | None = None) -> Config:
         seed=0,
         preview=PreviewConfig(cell_size=192),
         demo=DemoConfig(seconds=4.0, resolution=256, views=2),
+        # The tiny E2V prior: a 32² UV map (about 1000 Gaussians) on 64-pixel frames.
+        e2v=E2VConfig(
+            uv_size=32,
+            encoder_widths=(8, 16, 32, 32),
+            uv_widths=(16, 32, 64),
+            global_dim=32,
+            uv_embed_dim=8,
+            color_hidden=32,
+            color_layers=2,
+            batch_size=8,
+            steps=300,
+            learning_rate=2e-3,
+            warmup_steps=20,
+            log_every=10,
+            checkpoint_every=50,
+            data=E2VDataConfig(
+                identities=32, heldout=16, image_size=64, crop_size=64, texture_size=128
+            ),
+        ),
     )

@@ -1,0 +1,90 @@
+"""Prior folders: save -> load round trips (float32 exactly, bfloat16 to its rounding), and
+every bad folder is one clear line."""
+
+import json
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from flax import nnx
+
+from ggtalker_jax.errors import InputError
+from ggtalker_jax.priors import (
+    INFO_FILE,
+    PARAMS_FILE,
+    load_prior_params,
+    read_prior_info,
+    save_prior,
+    shipped_prior,
+)
+
+
+def _net(seed: int, width: int = 4) -> nnx.Module:
+    return nnx.Sequential(
+        nnx.Linear(3, width, rngs=nnx.Rngs(seed)), nnx.Linear(width, 2, rngs=nnx.Rngs(seed + 1))
+    )
+
+
+def _params(net) -> dict:
+    return {
+        "/".join(map(str, k)): np.asarray(v.get_value())
+        for k, v in nnx.to_flat_state(nnx.state(net, nnx.Param))
+    }
+
+
+@pytest.mark.parametrize("dtype", ["float32", "bfloat16"])
+def test_save_load_round_trip(tmp_path, rng, dtype):
+    seed = int(rng.integers(1000))
+    net = _net(seed)
+    save_prior(tmp_path / "p", nnx.state(net, nnx.Param), {"kind": "test"}, dtype=dtype)
+    fresh = _net(seed + 7)
+    nnx.update(fresh, load_prior_params(tmp_path / "p", nnx.state(fresh, nnx.Param)))
+    want, got = _params(net), _params(fresh)
+    for key, value in want.items():
+        if dtype == "float32":
+            np.testing.assert_array_equal(got[key], value)
+        else:
+            rounded = np.asarray(jnp.asarray(jnp.asarray(value, jnp.bfloat16), jnp.float32))
+            np.testing.assert_array_equal(got[key], rounded)
+    x = jnp.asarray(rng.normal(size=(5, 3)), jnp.float32)
+    if dtype == "float32":
+        np.testing.assert_array_equal(np.asarray(fresh(x)), np.asarray(net(x)))
+    info = read_prior_info(tmp_path / "p")
+    assert info["kind"] == "test"
+    assert set(info["dtypes"]) == (set(want) if dtype == "bfloat16" else set())
+
+
+def test_refuses_overwrite_foreign_files_and_mismatch(tmp_path):
+    net = _net(0)
+    state = nnx.state(net, nnx.Param)
+    out = save_prior(tmp_path / "p", state, {"kind": "test"})
+    with pytest.raises(InputError, match="already holds a prior; pass --force"):
+        save_prior(out, state, {"kind": "test"})
+    save_prior(out, state, {"kind": "again"}, force=True)
+    assert read_prior_info(out)["kind"] == "again"
+    (out / "notes.txt").write_text("mine")
+    with pytest.raises(InputError, match="notes.txt, which ggtalker did not write"):
+        save_prior(out, state, {"kind": "test"}, force=True)
+    wider = _net(0, width=6)
+    with pytest.raises(InputError, match="has shape .* another config"):
+        load_prior_params(out, nnx.state(wider, nnx.Param))
+    with pytest.raises(InputError, match="dtype 'float16'"):
+        save_prior(tmp_path / "q", state, {}, dtype="float16")
+
+
+def test_bad_folders(tmp_path):
+    with pytest.raises(InputError, match="not a prior folder"):
+        read_prior_info(tmp_path)
+    (tmp_path / INFO_FILE).write_text("{not json")
+    with pytest.raises(InputError, match="not valid JSON"):
+        read_prior_info(tmp_path)
+    (tmp_path / INFO_FILE).write_text(json.dumps({"format": "other"}))
+    with pytest.raises(InputError, match="not a ggtalker prior"):
+        read_prior_info(tmp_path)
+    net = _net(0)
+    out = save_prior(tmp_path / "p", nnx.state(net, nnx.Param), {"kind": "test"})
+    (out / PARAMS_FILE).write_bytes(b"PK\x03\x04 truncated")
+    with pytest.raises(InputError, match="unreadable"):
+        load_prior_params(out, nnx.state(net, nnx.Param))
+    with pytest.raises(InputError, match="no shipped prior 'nope'"):
+        shipped_prior("nope")

@@ -26,11 +26,11 @@ def get_config(arg: str | None = None) -> Config:
             global_dim=128,
             uv_embed_dim=16,
             batch_size=32,
-            steps=3000,
+            steps=2000,
             learning_rate=1e-3,
             warmup_steps=100,
             log_every=50,
-            checkpoint_every=500,
+            checkpoint_every=250,
             compute_dtype="bfloat16",
             data=E2VDataConfig(
                 identities=256, heldout=16, image_size=256, crop_size=256, texture_size=512

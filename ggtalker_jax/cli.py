@@ -7,9 +7,11 @@ User mistakes (:class:`ggtalker_jax.errors.InputError`) print one line and exit 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import errno
 import sys
 import time
+from pathlib import Path
 
 from ggtalker_jax.config import (
     MAX_CLIPS,
@@ -84,6 +86,91 @@ def cmd_demo(args) -> None:
     print("\n".join(summary_lines(args.out, metrics)))
 
 
+def _e2v_eval_source(model, e2v):
+    from ggtalker_jax.data.e2v import ProceduralE2V, split_identities
+
+    data = dataclasses.replace(e2v.data, source="procedural")
+    return ProceduralE2V(model, data, 1, split_identities(data, "heldout"))
+
+
+def _print_eval(report: dict, out) -> None:
+    from ggtalker_jax.eval.e2v import summary_table
+
+    print("\n".join(summary_table(report)))
+    print(f"wrote {out}/metrics.json and {len(report['cases'])} grids")
+
+
+def cmd_e2v_train(args) -> None:
+    from ggtalker_jax.config import load_config
+    from ggtalker_jax.eval.e2v import evaluate_e2v
+    from ggtalker_jax.train.checkpoint import EVAL
+    from ggtalker_jax.train.e2v import train_e2v
+
+    config = load_config(args.config, args.set)
+    model = _load_model(args.model or config.flame_model)
+    limit = None if args.minutes is None else 60.0 * args.minutes
+    if limit is not None and not limit > 0:
+        raise InputError(f"--minutes {args.minutes}: give a positive number of minutes")
+    run = train_e2v(config, args.workdir, model, force=args.force, time_limit=limit)
+    last = run.result.history[-1] if run.result.history else {}
+    print(
+        f"trained {args.workdir}: step {int(run.result.state.step)}, loss "
+        f"{last.get('train/loss', float('nan')):.4f}, head PSNR "
+        f"{last.get('train/head_psnr', float('nan')):.2f} dB (train batch), "
+        f"{run.samples_per_second:.1f} samples/s over {run.seconds:.0f} s"
+    )
+    if args.no_eval or config.e2v.data.heldout == 0:
+        return
+    out = Path(args.workdir) / EVAL
+    report = evaluate_e2v(run.generator, _e2v_eval_source(model, config.e2v), config.e2v, out)
+    _print_eval(report, out)
+
+
+def cmd_e2v_eval(args) -> None:
+    from ggtalker_jax.eval.e2v import evaluate_e2v
+    from ggtalker_jax.outputs import output_dir
+    from ggtalker_jax.train.checkpoint import EVAL
+
+    model = _load_model(args.model) if args.model else None
+    if args.workdir:
+        from ggtalker_jax.train.e2v import restore_e2v_run
+
+        generator, e2v, _, _ = restore_e2v_run(args.workdir, model)
+        out = Path(args.out or Path(args.workdir) / EVAL)
+    else:
+        from ggtalker_jax.priors.e2v import load_e2v_prior
+
+        if not args.out:
+            raise InputError("e2v eval --prior: pass --out DIR for the metrics and grids")
+        generator, e2v, _ = load_e2v_prior(args.prior if args.prior != "shipped" else None, model)
+        out = Path(args.out)
+    output_dir(out, what="--out")
+    if (out / "metrics.json").exists() and not args.force:
+        raise InputError(f"{out}/metrics.json: already exists; pass --force to replace it")
+    source = _e2v_eval_source(model or generator.template.model, e2v)
+    _print_eval(evaluate_e2v(generator, source, e2v, out), out)
+
+
+def cmd_e2v_export(args) -> None:
+    import json
+
+    from ggtalker_jax.priors.e2v import export_e2v_prior
+    from ggtalker_jax.train.checkpoint import EVAL
+    from ggtalker_jax.train.e2v import restore_e2v_run
+
+    generator, e2v, run_config, step = restore_e2v_run(args.workdir)
+    metrics_path = Path(args.workdir) / EVAL / "metrics.json"
+    provenance = {
+        "flame_model": run_config.get("flame_model", ""),
+        "run_config": run_config.get("name"),
+        "steps": step,
+        "eval": json.loads(metrics_path.read_text()) if metrics_path.is_file() else None,
+    }
+    folder = export_e2v_prior(generator, e2v, args.out, provenance, args.dtype, args.force)
+    size = sum(f.stat().st_size for f in Path(folder).iterdir())
+    print(f"wrote prior {folder} ({size / 1e6:.1f} MB, {args.dtype}, step {step})")
+
+
 # ``ggtalker world`` flags that are shortcuts for fields of the config's world section.
 WORLD_FLAGS = (
     "identities",
@@ -98,8 +185,6 @@ WORLD_FLAGS = (
 
 def world_config(args):
     """The world section of ``--config``/``--set``, with the flags given on top of it."""
-    import dataclasses
-
     from ggtalker_jax.config import load_config
 
     for item in args.set:
@@ -230,6 +315,39 @@ def build_parser() -> argparse.ArgumentParser:
     )
     _add_config_args(world, "world.texture_size=512 (the flags above set world.* fields)")
     world.set_defaults(func=cmd_world)
+
+    e2v = sub.add_parser("e2v", help="the Expression-Visual prior: train, evaluate, export")
+    e2v_sub = e2v.add_subparsers(dest="e2v_command", metavar="SUBCOMMAND", required=True)
+    tr = e2v_sub.add_parser("train", help="train (or resume) the E2V prior in --workdir")
+    tr.add_argument("--workdir", required=True, help="run folder (resumed if it holds the run)")
+    tr.add_argument("--model", help="FLAME .pkl/.npz with UVs (default: the shipped head)")
+    tr.add_argument("--no-eval", action="store_true", help="skip the held-out evaluation")
+    tr.add_argument(
+        "--minutes",
+        type=float,
+        help="stop after this many minutes of training with a checkpoint (rerun to continue)",
+    )
+    tr.add_argument(
+        "--force", action="store_true", help="start over (removes only the run's own files)"
+    )
+    _add_config_args(tr, "e2v.steps=500")
+    tr.set_defaults(func=cmd_e2v_train)
+    ev = e2v_sub.add_parser("eval", help="score a run or a prior on held-out identities")
+    which = ev.add_mutually_exclusive_group(required=True)
+    which.add_argument("--workdir", help="a run folder (its newest checkpoint)")
+    which.add_argument("--prior", help="a prior folder, or 'shipped' for the packaged one")
+    ev.add_argument("--out", help="output folder (default: WORKDIR/eval)")
+    ev.add_argument("--model", help="FLAME .pkl/.npz with UVs (default: the run's)")
+    ev.add_argument("--force", action="store_true", help="replace an earlier evaluation")
+    ev.set_defaults(func=cmd_e2v_eval)
+    ex = e2v_sub.add_parser("export", help="a run's newest checkpoint -> a prior folder")
+    ex.add_argument("--workdir", required=True, help="the run folder")
+    ex.add_argument("--out", required=True, help="prior folder to write")
+    ex.add_argument(
+        "--dtype", choices=("bfloat16", "float32"), default="bfloat16", help="parameter storage"
+    )
+    ex.add_argument("--force", action="store_true", help="replace an existing prior there")
+    ex.set_defaults(func=cmd_e2v_export)
 
     demo = sub.add_parser("demo", help="the main job on the embedded default (writes DIR/...)")
     demo.add_argument("--out", default="out", help="output folder (default: out)")

@@ -178,3 +178,34 @@ class E2VConfig:
         ] + [(getattr(self, n) >= 1, n, "1 or more") for n in positive_ints]
         for ok, name, want in checks:
             check(ok, f"e2v.{name}", getattr(self, name), want)
+
+
+def e2v_config_from_dict(values: dict) -> E2VConfig:
+    """Rebuild an :class:`E2VConfig` from ``dataclasses.asdict`` output (a prior's
+    ``prior.json`` or a run's ``config.json``), lists back to tuples, validated again.
+
+    Raises:
+      InputError: unknown or invalid fields (one line naming the first).
+    """
+    from ggtalker_jax.errors import InputError
+
+    def build(cls, raw: dict, where: str):
+        if not isinstance(raw, dict):
+            raise InputError(f"{where}: expected a JSON object, got {type(raw).__name__}")
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(raw) - set(fields))
+        if unknown:
+            raise InputError(
+                f"{where}: unknown field {unknown[0]!r}; it was written by another "
+                "version of ggtalker"
+            )
+        kwargs = {}
+        for name, value in raw.items():
+            if name == "data":
+                value = build(E2VDataConfig, value, f"{where}.data")
+            elif isinstance(value, list):
+                value = tuple(value)
+            kwargs[name] = value
+        return cls(**kwargs)
+
+    return build(E2VConfig, values, "e2v")

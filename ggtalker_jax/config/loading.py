@@ -72,11 +72,18 @@ def override(obj, path: list[str], value: str, full_key: str):
 
 def parse_value(value: str, hint, full_key: str):
     """Convert one ``--set`` string to ``hint`` (bool, int, finite float, str, or a tuple of
-    str given comma-separated)."""
+    str or int given comma-separated)."""
     if isinstance(hint, types.UnionType):
         hint = next(h for h in typing.get_args(hint) if h is not type(None))
-    if typing.get_origin(hint) is tuple and typing.get_args(hint)[0] is str:
-        return tuple(v.strip() for v in value.split(",") if v.strip())
+    if typing.get_origin(hint) is tuple and typing.get_args(hint)[0] in (str, int):
+        kind = typing.get_args(hint)[0]
+        items = tuple(v.strip() for v in value.split(",") if v.strip())
+        try:
+            return tuple(kind(v) for v in items)
+        except ValueError:
+            raise InputError(
+                f"--set {full_key}={value!r}: expected comma-separated integers, e.g. 16,32,64"
+            ) from None
     try:
         if hint is bool:
             if value.lower() not in ("true", "false", "1", "0"):

@@ -29,6 +29,26 @@ from ggtalker_jax.kernels.splat.config import KernelConfig
 from ggtalker_jax.kernels.splat.projection import project_batch
 from ggtalker_jax.kernels.splat.reference import composite_reference
 from ggtalker_jax.kernels.splat.vjp import composite_tiles
+from ggtalker_jax.kernels.splat.xla import composite_tiles_xla
+
+
+def _untile(color, trans, n_img: int, width: int, height: int, tile_size: int):
+    """Per-tile ``color [R, P, D]`` and ``trans [R, P]`` (pixels row-major in each tile) to
+    images ``[I, H, W, D]`` and ``[I, H, W]``."""
+    tiles_x, tiles_y = tile_grid(width, height, tile_size)
+    d = color.shape[-1]
+    shape = (n_img, tiles_y, tiles_x, tile_size, tile_size)
+    color = (
+        color.reshape(*shape, d)
+        .transpose(0, 1, 3, 2, 4, 5)
+        .reshape(n_img, tiles_y * tile_size, tiles_x * tile_size, d)[:, :height, :width]
+    )
+    trans = (
+        trans.reshape(shape)
+        .transpose(0, 1, 3, 2, 4)
+        .reshape(n_img, tiles_y * tile_size, tiles_x * tile_size)[:, :height, :width]
+    )
+    return color, trans
 
 
 @functools.partial(
@@ -120,7 +140,7 @@ def _render(
             conics=proj["conics"],
             opacities=proj["opacities"],
         )
-        out, t = composite_tiles(
+        args = (
             proj["means2d"].reshape(-1, 2),
             proj["conics"].reshape(-1, 3),
             proj["opacities"].reshape(-1),
@@ -130,23 +150,14 @@ def _render(
             n_img,
             width,
             height,
-            config,
         )
-        tiles_x, tiles_y = tile_grid(width, height, tile_size)
-        shape = (n_img, tiles_y, tiles_x, tile_size, tile_size)
-        dp = out.shape[1]  # [R, Dp, P], channel-major per tile
-        color = (
-            out.reshape(n_img, tiles_y, tiles_x, dp, tile_size, tile_size)
-            .transpose(0, 1, 4, 2, 5, 3)
-            .reshape(n_img, tiles_y * tile_size, tiles_x * tile_size, dp)[
-                :, :height, :width, :d_out
-            ]
-        )
-        trans = (
-            t.reshape(shape)
-            .transpose(0, 1, 3, 2, 4)
-            .reshape(n_img, tiles_y * tile_size, tiles_x * tile_size)[:, :height, :width]
-        )
+        if backend == "xla":
+            out, t = composite_tiles_xla(*args, tile_size)  # [R, P, D], pixel-major
+        else:
+            out, t = composite_tiles(*args, config)  # [R, Dp, P], channel-major
+            out = out.transpose(0, 2, 1)
+        color, trans = _untile(out, t, n_img, width, height, tile_size)
+        color = color[..., :d_out]
 
     alpha = 1.0 - trans[..., None]  # [I, H, W, 1]
     n_rgb = d_out - (1 if "D" in render_mode else 0)
@@ -205,9 +216,11 @@ def rasterization(
       render_mode: ``"RGB"``, ``"D"`` (accumulated depth), ``"ED"`` (expected depth),
         ``"RGB+D"``, ``"RGB+ED"``: depth is appended as the last channel.
       tile_size: tile side (power of two).
-      backend: ``"pallas"`` (GPU kernels; interpreted on CPU, slow), ``"reference"``
-        (pure jnp), ``"auto"`` (pallas on GPU, reference elsewhere).
-      capacity: static number of tile-intersection slots; ``None`` picks a heuristic.
+      backend: ``"pallas"`` (GPU kernels; interpreted on CPU, slow), ``"xla"`` (the same
+        tile algorithm in plain XLA: the CPU path), ``"reference"`` (dense pure jnp, the
+        oracle), ``"auto"`` (pallas on GPU, xla elsewhere).
+      capacity: static number of tile-intersection slots (pallas and xla); ``None`` picks a
+        heuristic.
       config: :class:`KernelConfig` for the Pallas backend.
 
     Returns:
@@ -251,7 +264,7 @@ def rasterization(
     check_shapes(means, quats, scales, opacities, colors, viewmats, Ks, backgrounds, render_mode)
     check_values(means, quats, scales, opacities, colors, viewmats, Ks, backgrounds)
     if backend == "auto":
-        backend = "pallas" if jax.default_backend() == "gpu" else "reference"
+        backend = "pallas" if jax.default_backend() == "gpu" else "xla"
     if config is None:
         on_gpu = jax.default_backend() == "gpu"
         config = KernelConfig(tile_size=tile_size, interpret=not on_gpu, fast_math=on_gpu)
@@ -272,7 +285,7 @@ def rasterization(
     args = (means, quats, scales, opacities, colors, viewmats, Ks, backgrounds)
     out, alphas, meta = _render(*args, capacity=capacity, **kwargs)
     eager = not isinstance(means, jax.core.Tracer)
-    if eager and backend == "pallas" and bool(meta["overflow"]):
+    if eager and backend in ("pallas", "xla") and bool(meta["overflow"]):
         capacity = round_capacity(int(meta["n_intersections"]))
         out, alphas, meta = _render(*args, capacity=capacity, **kwargs)
     meta["capacity"] = capacity

@@ -18,7 +18,7 @@ import numpy as np
 from ggtalker_jax.kernels.splat.config import KernelConfig, SplatInputError
 
 RENDER_MODES = ("RGB", "D", "ED", "RGB+D", "RGB+ED")
-BACKENDS = ("auto", "reference", "pallas")
+BACKENDS = ("auto", "reference", "pallas", "xla")
 
 
 def _show(value) -> str:

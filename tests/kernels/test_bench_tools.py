@@ -32,3 +32,19 @@ def test_cases_parse_in_order():
     cases = parse_cases("512x100000x1, 1024x300000x8")
     assert cases == [(512, 100000, 1), (1024, 300000, 8)]
     assert [case_name(*c) for c in cases] == ["512x100000x1", "1024x300000x8"]
+
+
+def test_cpu_bench_cases_parse_and_bad_ones_stop_in_one_line():
+    sys.path.insert(0, str(TOOLS))
+    try:
+        from bench_splat_cpu import parse_cases
+    finally:
+        sys.path.remove(str(TOOLS))
+    assert parse_cases("128x5000, 256x58000") == [(128, 5000), (256, 58000)]
+    proc = subprocess.run(
+        [sys.executable, str(TOOLS / "bench_splat_cpu.py"), "--cases", "128x5000,12x"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert proc.returncode == 2 and "case '12x': expected SIZExN" in proc.stderr

@@ -1,0 +1,359 @@
+"""Training the Expression-Visual prior (``ggtalker e2v train``).
+
+One reference image of an identity -> the Identity-Gaussian Generator -> a raw UV Gaussian
+map -> rigged to the target frame's posed FLAME mesh -> splatted from the target camera ->
+``L1 + ssim_weight · D-SSIM`` against the target frame, plus two regularisers on the local
+Gaussians (DESIGN.md, "The Gaussian head"):
+
+- offsets: ``mean(relu(|offset| - offset_radius / 2)²)``: points stay near their texel;
+- scales: ``mean(relu(exp(s_local) - limit))`` with ``limit = max(0.6, 2·exp(s_base))``
+  per texel: GaussianAvatars' 0.6 (no splat much larger than its triangle), widened where a
+  texel spans several triangles (coarse UV maps), so the initial map itself is not penalised.
+
+The sections below follow the trainer's order: mesh -> data -> model/optimizer -> restore
+-> step -> evals -> loop. Each device renders its own slice of the batch: the whole
+per-example computation runs under ``jax.shard_map`` (the Pallas rasterizer cannot be
+partitioned by the compiler), and the gradient of the replicated parameters is averaged
+across devices by shard_map's transpose.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import time
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+from jax.sharding import PartitionSpec as P
+
+from ggtalker_jax.config import Config
+from ggtalker_jax.config.e2v import E2VConfig
+from ggtalker_jax.eval import metrics
+from ggtalker_jax.flame.model import FlameModel
+from ggtalker_jax.geometry.rigging import decode_texels
+from ggtalker_jax.kernels.splat.binning import round_capacity
+from ggtalker_jax.render.head import (
+    HeadRender,
+    HeadTemplate,
+    make_head_template,
+    map_to_gaussians,
+    pose_mesh,
+    render_gaussians,
+)
+from ggtalker_jax.train.checkpoint import Checkpointer
+from ggtalker_jax.train.logging import TrainLogger
+from ggtalker_jax.train.loop import TrainResult, run_training
+from ggtalker_jax.train.optim import make_optimizer
+from ggtalker_jax.train.parallel import DATA_AXIS, make_data_mesh
+from ggtalker_jax.train.state import TrainState
+from ggtalker_jax.train.step import make_train_step
+from ggtalker_jax.types import Camera
+
+SCALE_LIMIT = 0.6
+"""Local scale above which the scale regulariser pushes back (units of the triangle scale)."""
+
+TILES_PER_GAUSSIAN = {"pallas": 8, "xla": 16}
+"""Tile-intersection slots reserved per Gaussian and image, by backend. The default head
+needs 2.2 per Gaussian at 16-px tiles (Pallas) and 4.1 at the 8-px tiles the CPU path uses
+(measured on the 15k-Gaussian head at 128², 2026-12-01); splats are larger early in
+training, so both keep about 3.6x headroom. Binning sorts every slot: no more than needed."""
+
+
+# -- model -------------------------------------------------------------------------------
+
+
+def build_generator(model: FlameModel, config: E2VConfig, seed: int = 0):
+    """The head template and a freshly initialised Identity-Gaussian Generator.
+
+    Returns:
+      ``(HeadTemplate, IdentityGenerator)``.
+    """
+    from ggtalker_jax.models.identity_generator import IdentityGenerator
+
+    template = make_head_template(model, config.uv_size)
+    return template, IdentityGenerator(template, config, nnx.Rngs(seed))
+
+
+def capacity_for(template: HeadTemplate, images: int, backend: str = "auto") -> int:
+    """Static tile-intersection capacity for ``images`` renders of the head."""
+    if backend in ("auto", "reference"):
+        backend = "pallas" if jax.default_backend() == "gpu" else "xla"
+    return round_capacity(images * template.n * TILES_PER_GAUSSIAN.get(backend, 16))
+
+
+def scale_limits(template: HeadTemplate, config: E2VConfig) -> jax.Array:
+    """``[N, 3]`` local scale above which the scale regulariser acts (module docstring)."""
+    base = decode_texels(
+        template.layout.gather(jnp.asarray(template.base_map)),
+        config.offset_radius,
+        config.max_log_scale,
+    )
+    return jnp.maximum(SCALE_LIMIT, 2.0 * jnp.exp(base.log_scales))
+
+
+# -- the forward pass every stage and the evaluation share ------------------------------
+
+
+def render_targets(
+    generator, batch, config: E2VConfig, capacity: int | None = None
+) -> tuple[HeadRender, object, dict]:
+    """The generator's head for each batch element, seen from the target camera.
+
+    Args:
+      generator: an :class:`~ggtalker_jax.models.identity_generator.IdentityGenerator`.
+      batch: an :class:`~ggtalker_jax.data.e2v.E2VBatch` of ``B`` elements.
+      config: the E2V section (decoding bounds, splatting backend).
+      capacity: static tile-intersection slots.
+
+    Returns:
+      ``(HeadRender [B, H, W], LocalGaussians [B, N], meta)``.
+    """
+    uv_map = generator(
+        batch.source_image, batch.source_params, batch.source_viewmat, batch.source_K
+    )  # [B, Hu, Wu, 14]
+    template = generator.template
+    vertices = pose_mesh(template.model, batch.target_params)  # [B, V, 3]
+    gaussians, local = map_to_gaussians(
+        template, uv_map, vertices, config.offset_radius, config.max_log_scale
+    )
+    height, width = batch.target_image.shape[1:3]
+    camera = Camera(batch.target_viewmat, batch.target_K, int(width), int(height))
+    render, meta = render_gaussians(
+        gaussians, camera, batch.background, backend=config.backend, capacity=capacity
+    )
+    return render, local, meta
+
+
+def example_terms(generator, batch, config: E2VConfig, capacity: int | None) -> dict:
+    """Per-example loss terms and metrics, each ``[B]``."""
+    render, local, meta = render_targets(generator, batch, config, capacity)
+    pred, target, mask = render.rgb, batch.target_image, batch.target_mask
+    l1 = jnp.mean(jnp.abs(pred - target), axis=(-3, -2, -1))
+    dssim = (1.0 - metrics.ssim(pred, target)) / 2.0
+    norm = jnp.sqrt(jnp.sum(local.offsets * local.offsets, axis=-1) + 1e-12)  # [B, N]
+    offset_reg = jnp.mean(jax.nn.relu(norm - 0.5 * config.offset_radius) ** 2, axis=-1)
+    scale_reg = jnp.mean(
+        jax.nn.relu(jnp.exp(local.log_scales) - scale_limits(generator.template, config)[None]),
+        axis=(-2, -1),
+    )
+    loss = (
+        l1
+        + config.ssim_weight * dssim
+        + config.offset_weight * offset_reg
+        + config.scale_weight * scale_reg
+    )
+    batch_size = l1.shape[0]
+    dropped = jnp.broadcast_to(jnp.asarray(meta["dropped"], jnp.float32), (batch_size,))
+    return {
+        "loss": loss,
+        "l1": l1,
+        "dssim": dssim,
+        "offset_reg": offset_reg,
+        "scale_reg": scale_reg,
+        "psnr": metrics.psnr(pred, target),
+        "head_psnr": metrics.masked_psnr(pred, target, mask),
+        # Intersections beyond the capacity (never silently: the loop logs it).
+        "dropped": dropped / batch_size,
+    }
+
+
+# -- step ----------------------------------------------------------------------------------
+
+
+def make_loss_fn(config: E2VConfig, mesh, capacity: int):
+    """``loss_fn(generator, batch, key) -> (loss, metrics)`` over the global batch, each
+    device computing its own slice (module docstring)."""
+
+    def loss_fn(generator, batch, key):
+        del key  # the E2V loss draws no randomness
+        graphdef, state = nnx.split(generator)
+
+        def per_device(state, local_batch):
+            return example_terms(nnx.merge(graphdef, state), local_batch, config, capacity)
+
+        terms = jax.shard_map(
+            per_device,
+            mesh=mesh,
+            in_specs=(P(), P(DATA_AXIS)),
+            out_specs=P(DATA_AXIS),
+            check_vma=False,
+        )(state, batch)
+        means = {k: jnp.mean(v) for k, v in terms.items()}
+        means["dropped"] = jnp.sum(terms["dropped"])
+        return means.pop("loss"), means
+
+    return loss_fn
+
+
+# -- the run -------------------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class E2VRun:
+    """What :func:`train_e2v` returns: the trained generator and the run's record."""
+
+    generator: object
+    template: HeadTemplate
+    result: TrainResult
+    seconds: float
+    samples_per_second: float
+
+
+def train_e2v(
+    config: Config,
+    workdir: str | Path,
+    model: FlameModel,
+    *,
+    force: bool = False,
+    progress: bool = True,
+    eval_fn=None,
+    time_limit: float | None = None,
+) -> E2VRun:
+    """Train (or resume) the E2V prior of ``config.e2v`` in ``workdir``.
+
+    Args:
+      config: the whole resolved config (written beside the checkpoints; its ``e2v`` section
+        is the run).
+      workdir: the run's folder: ``config.json``, ``checkpoints/``, ``tensorboard/``.
+      model: the FLAME model (with UVs and masks).
+      force: start over (removes only the run's own files).
+      progress: show the progress bar.
+      eval_fn: ``(generator, step) -> {name: value}`` every ``e2v.eval_every`` steps.
+      time_limit: stop after this many seconds with a checkpoint (a rerun continues).
+
+    Returns:
+      :class:`E2VRun`.
+
+    Raises:
+      InputError: a workdir of another config, a batch the devices do not divide, bad data.
+      TrainingDiverged: a non-finite loss.
+    """
+    from ggtalker_jax.data.e2v import make_e2v_source
+    from ggtalker_jax.train.parallel import check_batch
+
+    e2v = config.e2v
+    # mesh
+    mesh = make_data_mesh()
+    check_batch({"x": jnp.zeros((e2v.batch_size,))}, mesh)
+    # data
+    data = make_e2v_source(model, e2v.data, e2v.batch_size, split="train")
+    # model/optimizer
+    template, generator = build_generator(model, e2v, seed=config.seed)
+    optimizer = make_optimizer(
+        e2v.learning_rate, e2v.steps, e2v.warmup_steps, e2v.weight_decay, e2v.grad_clip
+    )
+    state = TrainState.from_model(generator, optimizer)
+    capacity = capacity_for(template, e2v.batch_size // mesh.size, e2v.backend)
+    # restore + step + loop
+    train_step = make_train_step(make_loss_fn(e2v, mesh, capacity), optimizer, mesh)
+    wrapped_eval = None
+    if eval_fn is not None:
+        wrapped_eval = lambda s, step: eval_fn(s.model(), step)
+    start = time.perf_counter()
+    with Checkpointer(workdir, config.to_json(), e2v.checkpoint_every, force=force) as ckpt:
+        first = ckpt.latest_step() or 0
+        logger = TrainLogger(Path(workdir))
+        try:
+            result = run_training(
+                state,
+                train_step,
+                data,
+                ckpt,
+                mesh=mesh,
+                key=jax.random.key(config.seed),
+                steps=e2v.steps,
+                log_every=e2v.log_every,
+                logger=logger,
+                eval_fn=wrapped_eval,
+                eval_every=e2v.eval_every,
+                progress=progress,
+                time_limit=time_limit,
+            )
+        finally:
+            logger.close()
+    seconds = time.perf_counter() - start
+    done = max(int(result.state.step) - first, 0)
+    return E2VRun(
+        generator=result.state.model(),
+        template=template,
+        result=result,
+        seconds=seconds,
+        samples_per_second=done * e2v.batch_size / max(seconds, 1e-9),
+    )
+
+
+@functools.partial(jax.jit, static_argnames=("config", "capacity"))
+def _predict_jit(graphdef, state, batch, config: E2VConfig, capacity: int):
+    render, _, meta = render_targets(nnx.merge(graphdef, state), batch, config, capacity)
+    return render, meta["dropped"]
+
+
+def predict_batch(generator, batch, config: E2VConfig) -> HeadRender:
+    """Render a batch with a generator outside training (one jitted call, one device).
+
+    Raises:
+      InputError: intersections dropped for lack of capacity (cannot happen with the
+        default sizing unless splats are huge; names the count).
+    """
+    from ggtalker_jax.errors import InputError
+
+    graphdef, state = nnx.split(generator)
+    images = int(batch.target_image.shape[0])
+    capacity = capacity_for(generator.template, images, config.backend)
+    render, dropped = _predict_jit(graphdef, state, batch, config, capacity)
+    if int(dropped):
+        raise InputError(
+            f"rendering {images} heads dropped {int(dropped)} tile intersections; render "
+            "fewer images per call"
+        )
+    return render
+
+
+def restore_e2v_run(workdir: str | Path, model: FlameModel | None = None):
+    """The generator of a run's newest checkpoint.
+
+    Args:
+      workdir: a folder written by :func:`train_e2v`.
+      model: the FLAME model (default: the run's ``flame_model``, or the shipped head).
+
+    Returns:
+      ``(generator, E2VConfig, run config dict, step)``.
+
+    Raises:
+      InputError: no run there, or no checkpoint yet.
+    """
+    import json
+
+    from ggtalker_jax.config.e2v import e2v_config_from_dict
+    from ggtalker_jax.errors import InputError
+    from ggtalker_jax.flame import load_flame
+    from ggtalker_jax.train.checkpoint import CONFIG_NAME
+
+    path = Path(workdir) / CONFIG_NAME
+    if not path.is_file():
+        raise InputError(
+            f"{workdir}: no training run here (no {CONFIG_NAME}); pass the --workdir of "
+            "`ggtalker e2v train`"
+        )
+    text = path.read_text(encoding="utf-8")
+    try:
+        run_config = json.loads(text)
+        e2v = e2v_config_from_dict(run_config["e2v"])
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise InputError(f"{path}: not an E2V run's config ({e}); train again") from None
+    if model is None:
+        model = load_flame(run_config.get("flame_model") or None)
+    _, generator = build_generator(model, e2v, seed=int(run_config.get("seed", 0)))
+    optimizer = make_optimizer(
+        e2v.learning_rate, e2v.steps, e2v.warmup_steps, e2v.weight_decay, e2v.grad_clip
+    )
+    template_state = TrainState.from_model(generator, optimizer)
+    with Checkpointer(workdir, text, e2v.checkpoint_every) as ckpt:
+        restored = ckpt.restore(template_state)
+    if restored is None:
+        raise InputError(f"{workdir}: the run has no checkpoint yet; train first")
+    state = restored[0]
+    return state.model(), e2v, run_config, int(state.step)

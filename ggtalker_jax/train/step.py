@@ -1,0 +1,57 @@
+"""The jitted training step every stage builds: ``train_step(state, batch, key)``.
+
+A stage writes only its loss, ``loss_fn(model, batch, key) -> (loss, metrics)`` over the global
+batch (the mesh's explicit shardings make a mean over the batch a mean over all devices);
+:func:`make_train_step` adds the gradient, the optimizer update and the shardings, and jits
+it with the state donated, so parameters and optimizer moments are updated in place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import optax
+from flax import nnx
+from jax.sharding import Mesh
+
+from ggtalker_jax.train.parallel import batch_sharding, replicated
+from ggtalker_jax.train.state import TrainState
+
+LossFn = Callable[[nnx.Module, object, jax.Array], tuple[jax.Array, dict[str, jax.Array]]]
+
+
+def make_train_step(
+    loss_fn: LossFn, optimizer: optax.GradientTransformation, mesh: Mesh
+) -> Callable[[TrainState, object, jax.Array], tuple[TrainState, dict[str, jax.Array]]]:
+    """Build ``train_step(state, batch, key) -> (state, metrics)``.
+
+    Args:
+      loss_fn: ``(model, batch, key) -> (loss, metrics)``: ``model`` is the module rebuilt from
+        the state (``state.model(params)``), ``batch`` the sharded batch pytree, ``loss`` a
+        scalar, ``metrics`` a dict of scalars (already averaged over the batch).
+      optimizer: the transformation the state was created with.
+      mesh: the data mesh: the state and key are replicated, the batch split on its leading
+        axis (a batch that the devices do not divide fails in ``shard_batch`` first).
+
+    Returns:
+      The jitted step. ``state`` is donated: do not use it after the call. ``metrics`` holds
+      ``loss``, ``grad_norm`` (before clipping) and the loss function's own entries, as
+      device arrays (reading them is the caller's host sync).
+    """
+
+    def train_step(state: TrainState, batch, key: jax.Array):
+        def objective(params):
+            return loss_fn(state.model(params), batch, key)
+
+        (loss, metrics), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
+        metrics = {**metrics, "loss": loss, "grad_norm": optax.tree.norm(grads)}
+        return state.apply_gradients(grads, optimizer), metrics
+
+    rep = replicated(mesh)
+    return jax.jit(
+        train_step,
+        in_shardings=(rep, batch_sharding(mesh), rep),
+        out_shardings=(rep, rep),
+        donate_argnums=0,
+    )

@@ -16,7 +16,12 @@ def _mapped_packages() -> list[str]:
 
 # Folders of data files that python could import as namespace packages; listed so that
 # setuptools ships them without a warning (their files: package-data in pyproject.toml).
-DATA_PACKAGES = ["ggtalker_jax.flame.assets"]
+DATA_PACKAGES = [
+    "ggtalker_jax.flame.assets",
+    "ggtalker_jax.priors.shipped",
+    "ggtalker_jax.priors.shipped.e2v",
+    "ggtalker_jax.priors.shipped.e2v_tiny",
+]
 
 setup(
     packages=find_packages(include=["ggtalker_jax", "ggtalker_jax.*"])

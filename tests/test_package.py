@@ -55,6 +55,10 @@ def test_installed_copy_imports_kernels_configs_and_head(tmp_path):
         "import ggtalker_jax.world.generate as w, ggtalker_jax.eval as e, ggtalker_jax.demo as d\n"
         "import ggtalker_jax.render.mesh.shading as r, ggtalker_jax.world.visemes as a\n"
         "print(' '.join(m.__file__ for m in (w, e, d, r, a)))\n"
+        # The shipped priors (data files) and the stages that load them.
+        "import ggtalker_jax.train.e2v, ggtalker_jax.models, ggtalker_jax.priors.e2v\n"
+        "from ggtalker_jax.priors import shipped_prior, read_prior_info\n"
+        "print(read_prior_info(shipped_prior('e2v'))['kind'], shipped_prior('e2v_tiny'))\n"
     )
     env = dict(os.environ, PYTHONPATH=str(target), JAX_PLATFORMS="cpu")
     out = subprocess.run(
@@ -67,3 +71,5 @@ def test_installed_copy_imports_kernels_configs_and_head(tmp_path):
         assert module_file.startswith(str(target)), module_file
     cell_size, n_vertices = map(int, sizes.split())
     assert cell_size == 512 and n_vertices > 1000
+    kind, tiny = out.stdout.split("\n")[4].split()
+    assert kind == "e2v" and tiny.startswith(str(target))

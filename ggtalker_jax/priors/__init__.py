@@ -3,7 +3,7 @@
 A prior folder holds ``params.npz`` (one array per parameter path, ``/``-joined; bfloat16
 arrays are stored as their uint16 bit patterns with the dtype in ``dtypes.json``, since numpy
 has no bfloat16) and ``prior.json`` (what it is, the config section that builds the network,
-and how it was made). The package ships its priors in folders beside this file
+and how it was made). The package ships its priors in ``shipped/<name>/``
 (:func:`shipped_prior`); commands load those unless told otherwise.
 """
 
@@ -38,9 +38,10 @@ def shipped_prior(name: str) -> Path:
     Raises:
       InputError: no such shipped prior (names the ones there are).
     """
-    folder = Path(__file__).parent / name
+    shipped = Path(__file__).parent / "shipped"
+    folder = shipped / name
     if not (folder / INFO_FILE).is_file():
-        known = sorted(p.name for p in Path(__file__).parent.iterdir() if (p / INFO_FILE).is_file())
+        known = sorted(p.name for p in shipped.iterdir() if (p / INFO_FILE).is_file())
         raise InputError(
             f"no shipped prior {name!r}; the package ships: {', '.join(known) or 'none'}"
         )

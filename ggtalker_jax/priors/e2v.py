@@ -1,6 +1,6 @@
 """The E2V prior as a shipped file: export a trained Identity-Gaussian Generator, load one.
 
-``load_e2v_prior()`` with no folder loads the prior the package ships (``priors/e2v``, made
+``load_e2v_prior()`` with no folder loads the prior the package ships (``priors/shipped/e2v``, made
 by the command in BENCHMARKS.md); ``load_e2v_prior(shipped_prior("e2v_tiny"))`` the tiny CPU
 one the tests use.
 """
@@ -8,8 +8,10 @@ one the tests use.
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import os
 
+import numpy as np
 from flax import nnx
 
 from ggtalker_jax.config.e2v import E2VConfig, e2v_config_from_dict
@@ -24,6 +26,13 @@ from ggtalker_jax.priors import (
 KIND = "e2v"
 DEFAULT = "e2v"
 """The shipped prior commands load when none is named."""
+
+
+def base_map_digest(template) -> str:
+    """SHA-256 of a head template's base map: the generator predicts ``base_map + delta``, so
+    a prior only fits the template (head model, UV size, initial Gaussians) it was trained on."""
+    data = np.ascontiguousarray(np.asarray(template.base_map, np.float32))
+    return hashlib.sha256(data.tobytes()).hexdigest()
 
 
 def export_e2v_prior(
@@ -44,7 +53,12 @@ def export_e2v_prior(
       dtype: parameter storage (``bfloat16`` halves the size).
       force: replace an existing prior.
     """
-    info = {"kind": KIND, "config": dataclasses.asdict(config), **provenance}
+    info = {
+        "kind": KIND,
+        "config": dataclasses.asdict(config),
+        "base_map_sha256": base_map_digest(generator.template),
+        **provenance,
+    }
     return save_prior(folder, nnx.state(generator, nnx.Param), info, dtype=dtype, force=force)
 
 
@@ -73,5 +87,12 @@ def load_e2v_prior(folder: str | os.PathLike | None = None, model=None):
     if model is None:
         model = load_flame(info.get("flame_model") or None)
     _, generator = build_generator(model, config)
+    want = info.get("base_map_sha256")
+    if want is not None and want != base_map_digest(generator.template):
+        raise InputError(
+            f"{folder}: this prior was trained on another head template (its base map differs: "
+            f"another FLAME model, UV layout or initial Gaussians); load it with the model it "
+            f"records ({info.get('flame_model') or 'the shipped head'}) or retrain"
+        )
     nnx.update(generator, load_prior_params(folder, nnx.state(generator, nnx.Param)))
     return generator, config, info

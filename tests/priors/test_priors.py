@@ -88,3 +88,27 @@ def test_bad_folders(tmp_path):
         load_prior_params(out, nnx.state(net, nnx.Param))
     with pytest.raises(InputError, match="no shipped prior 'nope'"):
         shipped_prior("nope")
+
+
+def test_shipped_priors_load_and_the_tiny_one_still_renders_heads():
+    """Both shipped priors fit today's head template (their base-map digests match), and the
+    tiny one still draws held-out heads well (a template or decoding change that silently
+    broke the shipped weights fails here)."""
+    from ggtalker_jax.data.e2v import ProceduralE2V
+    from ggtalker_jax.eval import masked_psnr
+    from ggtalker_jax.priors.e2v import load_e2v_prior
+    from ggtalker_jax.train.e2v import predict_batch
+
+    generator, config, info = load_e2v_prior()
+    assert info["run_config"] == "gpu" and config.uv_size == 128
+    assert generator.template.n > 14000
+    tiny, tiny_config, _ = load_e2v_prior(shipped_prior("e2v_tiny"))
+    data = tiny_config.data
+    source = ProceduralE2V(
+        tiny.template.model, data, 1, range(data.identities, data.identities + 2)
+    )
+    batch = source.views(source.identities, [0.0], position=3)
+    render = predict_batch(tiny, batch, tiny_config)
+    psnr = np.asarray(masked_psnr(render.rgb, batch.target_image, batch.target_mask))
+    # Held-out same-camera head PSNR of this prior is about 22 dB (BENCHMARKS.md).
+    assert np.all(psnr > 17.0), psnr

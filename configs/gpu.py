@@ -31,6 +31,7 @@ def get_config(arg: str | None = None) -> Config:
             warmup_steps=100,
             log_every=50,
             checkpoint_every=250,
+            eval_every=500,
             compute_dtype="bfloat16",
             data=E2VDataConfig(
                 identities=256, heldout=16, image_size=256, crop_size=256, texture_size=512

@@ -35,6 +35,7 @@ def get_config(arg: str | None = None) -> Config:
             warmup_steps=20,
             log_every=10,
             checkpoint_every=50,
+            eval_every=100,
             data=E2VDataConfig(
                 identities=32, heldout=16, image_size=64, crop_size=64, texture_size=128
             ),

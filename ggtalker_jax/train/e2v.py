@@ -26,6 +26,7 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 from jax.sharding import PartitionSpec as P
 
@@ -221,7 +222,8 @@ def train_e2v(
       model: the FLAME model (with UVs and masks).
       force: start over (removes only the run's own files).
       progress: show the progress bar.
-      eval_fn: ``(generator, step) -> {name: value}`` every ``e2v.eval_every`` steps.
+      eval_fn: ``(generator, step) -> {name: value}`` every ``e2v.eval_every`` steps
+        (default: :func:`make_preview_eval`, a preview grid and scores in TensorBoard).
       time_limit: stop after this many seconds with a checkpoint (a rerun continues).
 
     Returns:
@@ -249,13 +251,15 @@ def train_e2v(
     capacity = capacity_for(template, e2v.batch_size // mesh.size, e2v.backend)
     # restore + step + loop
     train_step = make_train_step(make_loss_fn(e2v, mesh, capacity), optimizer, mesh)
-    wrapped_eval = None
-    if eval_fn is not None:
-        wrapped_eval = lambda s, step: eval_fn(s.model(), step)
     start = time.perf_counter()
     with Checkpointer(workdir, config.to_json(), e2v.checkpoint_every, force=force) as ckpt:
         first = ckpt.latest_step() or 0
         logger = TrainLogger(Path(workdir))
+        wrapped_eval = None
+        if eval_fn is not None:
+            wrapped_eval = lambda s, step: eval_fn(s.model(), step)
+        elif e2v.eval_every:
+            wrapped_eval = make_preview_eval(model, e2v, logger)
         try:
             result = run_training(
                 state,
@@ -283,6 +287,35 @@ def train_e2v(
         seconds=seconds,
         samples_per_second=done * e2v.batch_size / max(seconds, 1e-9),
     )
+
+
+PREVIEW_IDENTITIES = 4
+
+
+def make_preview_eval(model: FlameModel, config: E2VConfig, logger: TrainLogger):
+    """The training run's own evaluation every ``eval_every`` steps: a few held-out
+    identities (training ones when there are none) re-enacted from their reference camera
+    and seen from 30° to the side, as a TensorBoard grid (reference | ground truth | ours |
+    error) and their mean head PSNR."""
+    from ggtalker_jax.data.e2v import ProceduralE2V
+    from ggtalker_jax.eval.e2v import comparison_grid
+
+    data = dataclasses.replace(config.data, source="procedural")
+    first = data.identities if data.heldout else 0
+    count = min(PREVIEW_IDENTITIES, data.heldout or data.identities)
+    source = ProceduralE2V(model, data, 1, range(first, first + count))
+    batch = source.views(source.identities, [0.0, 0.5236], position=0)
+
+    def evaluate(state, step: int) -> dict:
+        render = predict_batch(state.model(), batch, config)
+        pred, target = np.asarray(render.rgb), np.asarray(batch.target_image)
+        logger.images(
+            step, "preview", comparison_grid(np.asarray(batch.source_image), target, pred)
+        )
+        psnr = metrics.masked_psnr(render.rgb, batch.target_image, batch.target_mask)
+        return {"preview_head_psnr": float(jnp.mean(psnr))}
+
+    return evaluate
 
 
 @functools.partial(jax.jit, static_argnames=("config", "capacity"))

@@ -3,6 +3,11 @@ its barycentric coordinates there. Computed once per layout on the host (a bindi
 data); :func:`interpolate_bound` then reads per-vertex data at the texels, on the host or in
 ``jnp``.
 
+A Gaussian UV map (``[..., Hu, Wu, 14]``, channels in :data:`MAP_SLICES`) has one Gaussian
+per covered texel: :func:`texel_layout` lists those texels (:class:`TexelLayout`, with
+``gather``/``scatter`` between maps and per-texel arrays) and :func:`surface_points` puts them
+on a posed mesh.
+
 Conventions (FLAME/OBJ): ``vt`` in [0, 1]², ``v`` growing upwards, so texture row 0 is
 ``v = 1``; texel ``(i, j)`` has its centre at ``u = (j + 0.5) / W``, ``v = 1 - (i + 0.5) / H``.
 """
@@ -87,3 +92,123 @@ def interpolate_bound(values, faces, binding: UVBinding):
     bary = jnp.asarray(binding.bary, gathered.dtype)
     out = jnp.einsum("hwk,...hwkd->...hwd", bary, gathered, precision="highest")
     return out * jnp.asarray(binding.covered[..., None], out.dtype)
+
+
+# ---------------------------------------------------------------------------------------------
+# The Gaussian map's texels
+# ---------------------------------------------------------------------------------------------
+
+MAP_CHANNELS = 14
+"""Channels of a raw Gaussian UV map ``[..., Hu, Wu, 14]`` (decoded by
+:func:`ggtalker_jax.geometry.rigging.decode_texels`)."""
+
+MAP_SLICES = {
+    "offset": slice(0, 3),
+    "log_scale": slice(3, 6),
+    "rotation": slice(6, 10),
+    "color": slice(10, 13),
+    "opacity": slice(13, 14),
+}
+"""Where each attribute sits in the last axis of a raw map (offset 3, log-scale 3,
+rotation 4, colour 3, opacity 1)."""
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class TexelLayout:
+    """The covered texels of a ``[Hu, Wu]`` UV grid, in row-major order, each bound to a
+    face and a barycentric point on it: one Gaussian per texel.
+
+    Compared and hashed by identity (``eq=False``), so a layout can be a static ``jit``
+    argument; build one per (model, size) and reuse it.
+
+    Attributes:
+      face: ``[N]`` int32 face of each bound texel.
+      bary: ``[N, 3]`` float32 barycentrics of the texel centre in that face.
+      rows, cols: ``[N]`` int32 texel row and column.
+      size: ``(Hu, Wu)``.
+      uv_area: ``[N]`` float32 area of the texel's UV triangle, in texels² (how many texels
+        share that triangle's world area; sets the initial Gaussian size).
+    """
+
+    face: np.ndarray
+    bary: np.ndarray
+    rows: np.ndarray
+    cols: np.ndarray
+    size: tuple[int, int]
+    uv_area: np.ndarray | None = None
+
+    @property
+    def n(self) -> int:
+        """``N``, the number of bound texels (Gaussians)."""
+        return int(self.face.shape[0])
+
+    @property
+    def mask(self) -> np.ndarray:
+        """``[Hu, Wu]`` bool: the covered texels."""
+        out = np.zeros(self.size, bool)
+        out[self.rows, self.cols] = True
+        return out
+
+    @property
+    def flat(self) -> np.ndarray:
+        """``[N]`` int32 row-major index ``row * Wu + col`` of each bound texel."""
+        return (self.rows * self.size[1] + self.cols).astype(np.int32)
+
+    def gather(self, uv_map):
+        """Read the bound texels: ``[..., Hu, Wu, D] -> [..., N, D]`` (``jnp``)."""
+        uv_map = jnp.asarray(uv_map)
+        hu, wu = self.size
+        flat = uv_map.reshape(*uv_map.shape[:-3], hu * wu, uv_map.shape[-1])
+        return flat[..., self.flat, :]
+
+    def scatter(self, values, fill: float = 0.0):
+        """Write per-texel values into a map: ``[..., N, D] -> [..., Hu, Wu, D]`` (``jnp``;
+        uncovered texels hold ``fill``)."""
+        values = jnp.asarray(values)
+        hu, wu = self.size
+        batch, d = values.shape[:-2], values.shape[-1]
+        out = jnp.full((*batch, hu * wu, d), fill, values.dtype)
+        return out.at[..., self.flat, :].set(values).reshape(*batch, hu, wu, d)
+
+
+def texel_layout(vt: np.ndarray, ft: np.ndarray, size: int) -> TexelLayout:
+    """The covered texels of a ``size x size`` grid over a UV layout (:func:`bind_texels`).
+
+    Args:
+      vt: ``[Nvt, 2]`` texture coordinates.  ft: ``[F, 3]`` corner indices into ``vt``.
+      size: grid side in texels.
+
+    Returns:
+      A :class:`TexelLayout` with the covered texels in row-major order.
+    """
+    binding = bind_texels(vt, ft, size)
+    rows, cols = np.nonzero(binding.covered)
+    face = binding.face[rows, cols]
+    px = np.asarray(vt, np.float64) * size  # the area is the same with v flipped
+    tri = px[np.asarray(ft)[face]]  # [N, 3, 2]
+    e1, e2 = tri[:, 1] - tri[:, 0], tri[:, 2] - tri[:, 0]
+    uv_area = 0.5 * np.abs(e1[:, 0] * e2[:, 1] - e1[:, 1] * e2[:, 0])
+    return TexelLayout(
+        face=face.astype(np.int32),
+        bary=binding.bary[rows, cols].astype(np.float32),
+        rows=rows.astype(np.int32),
+        cols=cols.astype(np.int32),
+        size=(int(size), int(size)),
+        uv_area=uv_area.astype(np.float32),
+    )
+
+
+def surface_points(vertices, faces, layout: TexelLayout):
+    """The texels' points on the mesh: barycentric combinations of their faces' corners.
+
+    Args:
+      vertices: ``[..., V, 3]`` (posed) vertices.  faces: ``[F, 3]`` int.
+      layout: the texels.
+
+    Returns:
+      ``[..., N, 3]`` (``jnp``, differentiable in ``vertices``).
+    """
+    corners = np.asarray(faces)[layout.face]  # [N, 3]
+    gathered = jnp.asarray(vertices)[..., corners, :]  # [..., N, 3, 3]
+    bary = jnp.asarray(layout.bary, gathered.dtype)
+    return jnp.einsum("nk,...nkd->...nd", bary, gathered, precision="highest")

@@ -42,21 +42,9 @@ def test_transform_gaussians_moves_means_and_covariances(rng):
 # --- Gaussians rigged to triangles from a UV map ---------------------------------------------
 
 
-def sheet(rng, n=3):
-    """A bumpy n x n-cell sheet and a jittered UV layout over [0.1, 0.9]² (two triangles per
-    cell, the same corners in 3D and in UV)."""
-    g = np.linspace(0.1, 0.9, n + 1)
-    vt = np.stack(np.meshgrid(g, g, indexing="ij"), -1).reshape(-1, 2)
-    inner = (vt > 0.11).all(-1) & (vt < 0.89).all(-1)
-    vt[inner] += rng.uniform(-0.03, 0.03, (int(inner.sum()), 2))
-    faces = []
-    for i in range(n):
-        for j in range(n):
-            a, b, c = i * (n + 1) + j, (i + 1) * (n + 1) + j, i * (n + 1) + j + 1
-            d = (i + 1) * (n + 1) + j + 1
-            faces += [[a, b, d], [a, d, c]]
-    faces = np.asarray(faces, np.int32)
-    verts = np.concatenate([0.2 * vt, 0.03 * rng.normal(size=(len(vt), 1))], -1)
+def sheet_layout(sheet):
+    """The shared sheet (conftest) with its 12² texel layout."""
+    verts, faces, vt = sheet()
     return verts, faces, texel_layout(vt, faces, 12)
 
 
@@ -118,8 +106,8 @@ def test_decode_texels_refuses_a_wrong_channel_count():
         decode_texels(jnp.zeros((5, 13)))
 
 
-def test_rig_gaussians_matches_a_per_texel_float64_reference(rng):
-    verts, faces, layout = sheet(rng)
+def test_rig_gaussians_matches_a_per_texel_float64_reference(rng, sheet):
+    verts, faces, layout = sheet_layout(sheet)
     raw = rng.normal(size=(layout.n, 14)) * np.array([1.0] * 3 + [0.5] * 3 + [1.0] * 8)
     radius, cap = 0.8, 0.3
     local = decode_texels(jnp.asarray(raw, jnp.float32), radius, cap)
@@ -132,8 +120,8 @@ def test_rig_gaussians_matches_a_per_texel_float64_reference(rng):
     np.testing.assert_allclose(g.opacities, 1 / (1 + np.exp(-raw[:, 13])), atol=1e-6)
 
 
-def test_rigged_gaussians_move_rigidly_with_a_rigidly_moved_mesh(rng):
-    verts, faces, layout = sheet(rng)
+def test_rigged_gaussians_move_rigidly_with_a_rigidly_moved_mesh(rng, sheet):
+    verts, faces, layout = sheet_layout(sheet)
     raw = jnp.asarray(rng.normal(size=(layout.n, 14)), jnp.float32)
     turns = axis_angle_to_matrix_reference(rng.normal(size=(2, 3)))  # [2, 3, 3]
     shifts = rng.normal(size=(2, 3))
@@ -158,8 +146,8 @@ def test_rigged_gaussians_move_rigidly_with_a_rigidly_moved_mesh(rng):
     )
 
 
-def test_initial_raw_map_decodes_to_surface_gaussians_of_the_texel_spacing(rng):
-    verts, faces, layout = sheet(rng)
+def test_initial_raw_map_decodes_to_surface_gaussians_of_the_texel_spacing(rng, sheet):
+    verts, faces, layout = sheet_layout(sheet)
     color = rng.uniform(0.1, 0.9, 3)
     base = initial_raw_map(layout, verts, faces, opacity=0.8, color=color)
     assert base.shape == (12, 12, 14) and base.dtype == np.float32

@@ -16,24 +16,6 @@ from ggtalker_jax.geometry.uv import (
 )
 
 
-def sheet(rng, n=3):
-    """A bumpy n x n-cell sheet and a jittered UV layout over [0.1, 0.9]² (two triangles per
-    cell, the same corners in 3D and in UV)."""
-    g = np.linspace(0.1, 0.9, n + 1)
-    vt = np.stack(np.meshgrid(g, g, indexing="ij"), -1).reshape(-1, 2)
-    inner = (vt > 0.11).all(-1) & (vt < 0.89).all(-1)
-    vt[inner] += rng.uniform(-0.03, 0.03, (int(inner.sum()), 2))
-    faces = []
-    for i in range(n):
-        for j in range(n):
-            a, b, c = i * (n + 1) + j, (i + 1) * (n + 1) + j, i * (n + 1) + j + 1
-            d = (i + 1) * (n + 1) + j + 1
-            faces += [[a, b, d], [a, d, c]]
-    faces = np.asarray(faces, np.int32)
-    verts = np.concatenate([0.2 * vt, 0.03 * rng.normal(size=(len(vt), 1))], -1)
-    return verts, faces, vt, faces
-
-
 def test_map_slices_tile_the_channels():
     covered = np.concatenate([np.arange(MAP_CHANNELS)[s] for s in MAP_SLICES.values()])
     np.testing.assert_array_equal(covered, np.arange(MAP_CHANNELS))
@@ -41,8 +23,8 @@ def test_map_slices_tile_the_channels():
     assert sizes == {"offset": 3, "log_scale": 3, "rotation": 4, "color": 3, "opacity": 1}
 
 
-def test_layout_lists_the_bound_texels_in_row_major_order(rng):
-    _, _, vt, ft = sheet(rng)
+def test_layout_lists_the_bound_texels_in_row_major_order(rng, sheet):
+    _, ft, vt = sheet()
     size = 24
     layout = texel_layout(vt, ft, size)
     binding = bind_texels(vt, ft, size)
@@ -61,8 +43,8 @@ def test_layout_lists_the_bound_texels_in_row_major_order(rng):
     assert layout != again and hash(layout) != hash(again) and layout == layout
 
 
-def test_gather_and_scatter_are_inverse_on_covered_texels(rng):
-    _, _, vt, ft = sheet(rng)
+def test_gather_and_scatter_are_inverse_on_covered_texels(rng, sheet):
+    _, ft, vt = sheet()
     layout = texel_layout(vt, ft, 16)
     uv_map = jnp.asarray(rng.normal(size=(2, 16, 16, 5)), jnp.float32)
     texels = layout.gather(uv_map)
@@ -77,8 +59,9 @@ def test_gather_and_scatter_are_inverse_on_covered_texels(rng):
     np.testing.assert_allclose(vjp(cotangent)[0], layout.gather(cotangent), rtol=1e-6)
 
 
-def test_surface_points_are_barycentric_points_of_the_posed_mesh(rng):
-    verts, faces, vt, ft = sheet(rng)
+def test_surface_points_are_barycentric_points_of_the_posed_mesh(rng, sheet):
+    verts, faces, vt = sheet()
+    ft = faces
     layout = texel_layout(vt, ft, 16)
     frames = verts + rng.normal(size=(3, *verts.shape)) * 0.01  # [3, V, 3]
     points = surface_points(jnp.asarray(frames, jnp.float32), faces, layout)
@@ -91,8 +74,8 @@ def test_surface_points_are_barycentric_points_of_the_posed_mesh(rng):
 
 
 @pytest.mark.parametrize("size", [4, 9])
-def test_tiny_grids_keep_consistent_shapes(rng, size):
-    _, _, vt, ft = sheet(rng, n=2)
+def test_tiny_grids_keep_consistent_shapes(rng, sheet, size):
+    _, ft, vt = sheet(n=2)
     layout = texel_layout(vt, ft, size)
     assert layout.rows.shape == layout.cols.shape == layout.face.shape == (layout.n,)
     assert layout.bary.shape == (layout.n, 3) and layout.uv_area.shape == (layout.n,)

@@ -67,3 +67,20 @@ def test_world_section_takes_set_overrides_and_validates(rng):
         load_config("tiny", ["world.resolution=65"])
     with pytest.raises(InputError, match=r"world.video='maybe': not a valid bool"):
         load_config("tiny", ["world.video=maybe"])
+
+
+def test_e2v_section_round_trips_and_takes_integer_tuples():
+    import dataclasses
+    import json
+
+    from ggtalker_jax.config.e2v import BACKENDS, e2v_config_from_dict
+    from ggtalker_jax.kernels.splat.checks import BACKENDS as KERNEL_BACKENDS
+
+    assert BACKENDS == KERNEL_BACKENDS  # the config repeats the kernels' list (see e2v.py)
+    config = load_config("gpu", ["e2v.uv_widths=16,32,64", "e2v.data.identities=7"]).e2v
+    assert config.uv_widths == (16, 32, 64) and config.data.identities == 7
+    assert e2v_config_from_dict(json.loads(json.dumps(dataclasses.asdict(config)))) == config
+    with pytest.raises(InputError, match=r"e2v.uv_widths='16,x': expected comma-separated"):
+        load_config("tiny", ["e2v.uv_widths=16,x"])
+    with pytest.raises(InputError, match=r"e2v: unknown field 'colour'"):
+        e2v_config_from_dict({"colour": 1})

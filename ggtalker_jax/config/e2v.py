@@ -8,7 +8,9 @@ import dataclasses
 from ggtalker_jax.config.base import check
 from ggtalker_jax.config.world import MAX_IDENTITIES, MAX_SEED
 
-BACKENDS = ("auto", "xla", "pallas", "reference")
+BACKENDS = ("auto", "reference", "pallas", "xla")
+"""The splatting backends (``ggtalker_jax.kernels.splat.checks.BACKENDS``, repeated here so
+loading a config does not import the kernels and JAX; tests/test_config.py keeps them equal)."""
 
 
 @dataclasses.dataclass(frozen=True)

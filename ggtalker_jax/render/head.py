@@ -32,7 +32,7 @@ from ggtalker_jax.geometry.rigging import (
     rig_gaussians,
 )
 from ggtalker_jax.geometry.uv import TexelLayout, texel_layout
-from ggtalker_jax.kernels.splat import rasterization
+from ggtalker_jax.kernels.splat import rasterization, resolve_backend
 from ggtalker_jax.types import Camera, FlameParams, Gaussians, check_flame_params
 
 
@@ -232,8 +232,7 @@ def render_gaussians(
                 f"[..., {d}] broadcasting to {(*batch, d)}"
             ) from None
         backgrounds = background[..., None, :]  # one camera
-    if backend == "auto":  # resolved as rasterization does
-        backend = "pallas" if jax.default_backend() == "gpu" else "xla"
+    backend = resolve_backend(backend)
     tile_size = {"tile_size": CPU_TILE_SIZE} if backend == "xla" else {}
     out, alphas, meta = rasterization(
         gaussians.means,

@@ -35,6 +35,7 @@ from ggtalker_jax.config.e2v import E2VConfig
 from ggtalker_jax.eval import metrics
 from ggtalker_jax.flame.model import FlameModel
 from ggtalker_jax.geometry.rigging import decode_texels
+from ggtalker_jax.kernels.splat import resolve_backend
 from ggtalker_jax.kernels.splat.binning import round_capacity
 from ggtalker_jax.render.head import (
     HeadRender,
@@ -79,10 +80,10 @@ def build_generator(model: FlameModel, config: E2VConfig, seed: int = 0):
 
 
 def capacity_for(template: HeadTemplate, images: int, backend: str = "auto") -> int:
-    """Static tile-intersection capacity for ``images`` renders of the head."""
-    if backend in ("auto", "reference"):
-        backend = "pallas" if jax.default_backend() == "gpu" else "xla"
-    return round_capacity(images * template.n * TILES_PER_GAUSSIAN.get(backend, 16))
+    """Static tile-intersection capacity for ``images`` renders of the head (the reference
+    backend composites densely and ignores it)."""
+    factor = TILES_PER_GAUSSIAN.get(resolve_backend(backend), max(TILES_PER_GAUSSIAN.values()))
+    return round_capacity(images * template.n * factor)
 
 
 def scale_limits(template: HeadTemplate, config: E2VConfig) -> jax.Array:

@@ -7,8 +7,8 @@ pure-jnp oracle), :mod:`forward` and :mod:`backward` (Pallas kernels), :mod:`vjp
 Imports nothing from the talking-head stack.
 """
 
-from ggtalker_jax.kernels.splat.api import rasterization
+from ggtalker_jax.kernels.splat.api import rasterization, resolve_backend
 from ggtalker_jax.kernels.splat.checks import RENDER_MODES, SplatInputError
 from ggtalker_jax.kernels.splat.config import KernelConfig
 
-__all__ = ["RENDER_MODES", "KernelConfig", "SplatInputError", "rasterization"]
+__all__ = ["RENDER_MODES", "KernelConfig", "SplatInputError", "rasterization", "resolve_backend"]

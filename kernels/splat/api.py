@@ -181,6 +181,14 @@ def _render(
     return out, alpha.reshape(*batch, c, height, width, 1), meta
 
 
+def resolve_backend(backend: str) -> str:
+    """The backend ``backend`` names: ``"auto"`` is ``"pallas"`` on a GPU and ``"xla"``
+    elsewhere; any other name is itself."""
+    if backend == "auto":
+        return "pallas" if jax.default_backend() == "gpu" else "xla"
+    return backend
+
+
 def rasterization(
     means,
     quats,
@@ -263,8 +271,7 @@ def rasterization(
     backgrounds = None if backgrounds is None else as_float32("backgrounds", backgrounds)
     check_shapes(means, quats, scales, opacities, colors, viewmats, Ks, backgrounds, render_mode)
     check_values(means, quats, scales, opacities, colors, viewmats, Ks, backgrounds)
-    if backend == "auto":
-        backend = "pallas" if jax.default_backend() == "gpu" else "xla"
+    backend = resolve_backend(backend)
     if config is None:
         on_gpu = jax.default_backend() == "gpu"
         config = KernelConfig(tile_size=tile_size, interpret=not on_gpu, fast_math=on_gpu)

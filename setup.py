@@ -19,6 +19,8 @@ def _mapped_packages() -> list[str]:
 DATA_PACKAGES = [
     "ggtalker_jax.flame.assets",
     "ggtalker_jax.priors.shipped",
+    "ggtalker_jax.priors.shipped.a2e",
+    "ggtalker_jax.priors.shipped.a2e_tiny",
     "ggtalker_jax.priors.shipped.e2v",
     "ggtalker_jax.priors.shipped.e2v_tiny",
 ]

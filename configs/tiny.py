@@ -10,7 +10,15 @@ by side, with sound), ``out/demo_grid.png``, ``out/metrics.json`` and ``out/head
 --workdir DIR`` scores it on 16 held-out identities.
 """
 
-from ggtalker_jax.config import Config, DemoConfig, E2VConfig, E2VDataConfig, PreviewConfig
+from ggtalker_jax.config import (
+    A2EConfig,
+    A2EDataConfig,
+    Config,
+    DemoConfig,
+    E2VConfig,
+    E2VDataConfig,
+    PreviewConfig,
+)
 
 
 def get_config(arg: str | None = None) -> Config:
@@ -38,6 +46,28 @@ def get_config(arg: str | None = None) -> Config:
             eval_every=100,
             data=E2VDataConfig(
                 identities=32, heldout=16, image_size=64, crop_size=64, texture_size=128
+            ),
+        ),
+        # The tiny A2E prior: a 2-layer, 64-wide denoiser over 2 s windows, 16 speakers.
+        a2e=A2EConfig(
+            audio_dim=64,
+            audio_layers=1,
+            d_model=64,
+            layers=2,
+            heads=4,
+            identity_dim=16,
+            window=50,
+            context=5,
+            diffusion_steps=100,
+            sample_steps=10,
+            batch_size=16,
+            steps=800,
+            learning_rate=1e-3,
+            warmup_steps=40,
+            log_every=20,
+            checkpoint_every=200,
+            data=A2EDataConfig(
+                identities=16, clips_per_identity=2, seconds=6.0, heldout_identities=4
             ),
         ),
     )

@@ -349,6 +349,10 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--force", action="store_true", help="replace an existing prior there")
     ex.set_defaults(func=cmd_e2v_export)
 
+    from ggtalker_jax.commands_a2e import add_a2e_parser
+
+    add_a2e_parser(sub, _add_config_args)
+
     demo = sub.add_parser("demo", help="the main job on the embedded default (writes DIR/...)")
     demo.add_argument("--out", default="out", help="output folder (default: out)")
     demo.add_argument(

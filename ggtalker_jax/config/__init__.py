@@ -2,9 +2,11 @@
 loaded by name (:func:`load_config`) with ``--set a.b=value`` overrides.
 
 Sections: :class:`WorldConfig` (``world``), :class:`DemoConfig` (``demo``),
-:class:`PreviewConfig` (``preview``), :class:`E2VConfig` (``e2v``), under :class:`Config`.
+:class:`PreviewConfig` (``preview``), :class:`E2VConfig` (``e2v``), :class:`A2EConfig`
+(``a2e``), under :class:`Config`.
 """
 
+from ggtalker_jax.config.a2e import A2EConfig, A2EDataConfig
 from ggtalker_jax.config.demo import DemoConfig
 from ggtalker_jax.config.e2v import E2VConfig, E2VDataConfig
 from ggtalker_jax.config.loading import config_names, load_config
@@ -29,6 +31,8 @@ __all__ = [
     "MAX_SECONDS",
     "MAX_SEED",
     "MAX_VIEWS",
+    "A2EConfig",
+    "A2EDataConfig",
     "Config",
     "DemoConfig",
     "E2VConfig",

@@ -182,6 +182,35 @@ class E2VConfig:
             check(ok, f"e2v.{name}", getattr(self, name), want)
 
 
+def section_from_dict(cls, values: dict, where: str, nested: dict):
+    """Rebuild the config dataclass ``cls`` from ``dataclasses.asdict`` output, lists back to
+    tuples, the sub-sections named in ``nested`` (``{field: dataclass}``) rebuilt in turn, and
+    everything validated again.
+
+    Raises:
+      InputError: not an object, or an unknown or invalid field (one line naming the first).
+    """
+    from ggtalker_jax.errors import InputError
+
+    if not isinstance(values, dict):
+        raise InputError(f"{where}: expected a JSON object, got {type(values).__name__}")
+    fields = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - fields)
+    if unknown:
+        raise InputError(
+            f"{where}: unknown field {unknown[0]!r}; it was written by another version of "
+            "ggtalker"
+        )
+    kwargs = {}
+    for name, value in values.items():
+        if name in nested:
+            value = section_from_dict(nested[name], value, f"{where}.{name}", {})
+        elif isinstance(value, list):
+            value = tuple(value)
+        kwargs[name] = value
+    return cls(**kwargs)
+
+
 def e2v_config_from_dict(values: dict) -> E2VConfig:
     """Rebuild an :class:`E2VConfig` from ``dataclasses.asdict`` output (a prior's
     ``prior.json`` or a run's ``config.json``), lists back to tuples, validated again.
@@ -189,25 +218,4 @@ def e2v_config_from_dict(values: dict) -> E2VConfig:
     Raises:
       InputError: unknown or invalid fields (one line naming the first).
     """
-    from ggtalker_jax.errors import InputError
-
-    def build(cls, raw: dict, where: str):
-        if not isinstance(raw, dict):
-            raise InputError(f"{where}: expected a JSON object, got {type(raw).__name__}")
-        fields = {f.name: f for f in dataclasses.fields(cls)}
-        unknown = sorted(set(raw) - set(fields))
-        if unknown:
-            raise InputError(
-                f"{where}: unknown field {unknown[0]!r}; it was written by another "
-                "version of ggtalker"
-            )
-        kwargs = {}
-        for name, value in raw.items():
-            if name == "data":
-                value = build(E2VDataConfig, value, f"{where}.data")
-            elif isinstance(value, list):
-                value = tuple(value)
-            kwargs[name] = value
-        return cls(**kwargs)
-
-    return build(E2VConfig, values, "e2v")
+    return section_from_dict(E2VConfig, values, "e2v", {"data": E2VDataConfig})

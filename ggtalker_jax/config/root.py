@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import json
 
+from ggtalker_jax.config.a2e import A2EConfig
 from ggtalker_jax.config.base import check
 from ggtalker_jax.config.demo import DemoConfig
 from ggtalker_jax.config.e2v import E2VConfig
@@ -24,6 +25,7 @@ class Config:
       demo: :class:`DemoConfig`.
       world: :class:`WorldConfig` (what ``ggtalker world`` generates).
       e2v: :class:`E2VConfig` (the Gaussian head and its Expression-Visual prior).
+      a2e: :class:`A2EConfig` (the Audio-Expression prior).
     """
 
     name: str = "tiny"
@@ -33,6 +35,7 @@ class Config:
     demo: DemoConfig = dataclasses.field(default_factory=DemoConfig)
     world: WorldConfig = dataclasses.field(default_factory=WorldConfig)
     e2v: E2VConfig = dataclasses.field(default_factory=E2VConfig)
+    a2e: A2EConfig = dataclasses.field(default_factory=A2EConfig)
 
     def __post_init__(self):
         check(0 <= self.seed <= MAX_SEED, "seed", self.seed, f"an integer from 0 to {MAX_SEED}")

@@ -122,6 +122,42 @@ def check_lengths(n_frames: int, n_samples: int, where: str, fps: int = FPS) -> 
         )
 
 
+def write_flame_npz(
+    path: str | os.PathLike,
+    params: FlameParams,
+    viewmat: np.ndarray,  # [T, 4, 4]
+    K: np.ndarray,  # [T, 3, 3]
+    force: bool = False,
+) -> Path:
+    """Write a clip's ``flame.npz`` (FLAME fields per frame and the camera per frame),
+    atomically.
+
+    Raises:
+      InputError: the file exists and ``force`` is off, or frame counts disagree.
+    """
+    from ggtalker_jax.outputs import atomic_file
+
+    path = Path(path)
+    if path.exists() and not force:
+        raise InputError(f"{path}: already exists; pass --force to overwrite it")
+    flame = {k: np.asarray(getattr(params, k), np.float32) for k in FLAME_KEYS}
+    t = flame["expression"].shape[0]
+    _check_cameras(path, np.asarray(viewmat), np.asarray(K), t)
+    for key, size in FLAME_PARAM_SIZES.items():
+        if flame[key].shape != (t, size):
+            raise InputError(f"{path}: '{key}' has shape {flame[key].shape}, expected {(t, size)}")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with atomic_file(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(
+                f,
+                **flame,
+                viewmat=np.asarray(viewmat, np.float32),
+                K=np.asarray(K, np.float32),
+            )
+    return path
+
+
 def write_clip(folder: str | os.PathLike, clip: Clip, force: bool = False) -> Path:
     """Write ``clip`` in the clip format (atomically: built in ``folder.partial``, renamed).
 
@@ -139,13 +175,7 @@ def write_clip(folder: str | os.PathLike, clip: Clip, force: bool = False) -> Pa
     shutil.rmtree(partial, ignore_errors=True)
     partial.mkdir(parents=True)
     write_wav(partial / "audio.wav", clip.audio, SAMPLE_RATE)
-    flame = {k: np.asarray(getattr(clip.flame, k), np.float32) for k in FLAME_KEYS}
-    np.savez(
-        partial / "flame.npz",
-        **flame,
-        viewmat=np.asarray(clip.viewmat, np.float32),
-        K=np.asarray(clip.K, np.float32),
-    )
+    write_flame_npz(partial / "flame.npz", clip.flame, clip.viewmat, clip.K, force=True)
     if clip.frames is not None:
         write_mp4(partial / "frames.mp4", clip.frames, FPS)
     if clip.head_mask is not None:

@@ -61,6 +61,7 @@ def save_prior(
     info: dict,
     dtype: str = "float32",
     force: bool = False,
+    keep_float32: tuple[str, ...] = (),
 ) -> Path:
     """Write a prior folder (complete or not at all: each file by temporary name + rename,
     ``prior.json`` last, so a folder without it is not a prior).
@@ -72,6 +73,8 @@ def save_prior(
         builds the network) and provenance (command, steps, data, metrics).
       dtype: ``float32`` or ``bfloat16`` storage for floating-point parameters.
       force: replace an existing prior.
+      keep_float32: parameter-path prefixes stored in float32 whatever ``dtype`` says
+        (dataset statistics: a few floats whose rounding would shift every output).
 
     Returns:
       The folder.
@@ -88,7 +91,8 @@ def save_prior(
     out.mkdir(parents=True, exist_ok=True)
     arrays, dtypes = {}, {}
     for key, value in _flat(state).items():
-        if np.issubdtype(value.dtype, np.floating) and dtype == "bfloat16":
+        exact = key.startswith(keep_float32) if keep_float32 else False
+        if np.issubdtype(value.dtype, np.floating) and dtype == "bfloat16" and not exact:
             value = np.asarray(jnp.asarray(value, jnp.bfloat16)).view(np.uint16)
             dtypes[key] = "bfloat16"
         arrays[key] = value

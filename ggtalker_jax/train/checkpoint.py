@@ -3,6 +3,7 @@
 A work directory holds::
 
     config.json          the resolved config of the run (written atomically)
+    identities.json      the training identities' names, in table order (stages that have one)
     checkpoints/<step>/  orbax steps: ``state`` (the TrainState's arrays) and ``meta`` (JSON:
                          step, data position, RNG key); the newest ``keep`` are kept
     tensorboard/         event files (:class:`ggtalker_jax.train.logging.TrainLogger`)
@@ -48,6 +49,8 @@ CHECKPOINTS = "checkpoints"
 TENSORBOARD = "tensorboard"
 EVAL = "eval"
 """Where a stage's evaluation of the run writes (``ggtalker e2v eval``'s default)."""
+IDENTITIES_NAME = "identities.json"
+"""A stage's table of training identities, when it has one (the A2E prior's)."""
 RESUMABLE_KEYS = ("steps", "log_every", "checkpoint_every", "eval_every")
 """Config fields a run may change and still resume (the last component of a dotted key)."""
 
@@ -83,7 +86,8 @@ def config_differences(old_json: str, new_json: str, resumable_keys: Iterable[st
 
 
 def _owned(path: Path) -> bool:
-    return path.name in (CONFIG_NAME, CHECKPOINTS, TENSORBOARD, EVAL) or is_partial(path)
+    owned = (CONFIG_NAME, IDENTITIES_NAME, CHECKPOINTS, TENSORBOARD, EVAL)
+    return path.name in owned or is_partial(path)
 
 
 class Checkpointer:
@@ -126,7 +130,9 @@ class Checkpointer:
         try:
             if force:
                 remove_owned(
-                    self.workdir, _owned, "a run's config.json, checkpoints/, tensorboard/, eval/"
+                    self.workdir,
+                    _owned,
+                    "a run's config.json, identities.json, checkpoints/, tensorboard/, eval/",
                 )
             self._check_config(config_json, tuple(resumable_keys))
             self._manager = ocp.CheckpointManager(

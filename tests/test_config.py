@@ -1,5 +1,6 @@
 """Named configs and --set overrides."""
 
+import dataclasses
 import json
 
 import pytest
@@ -84,3 +85,19 @@ def test_e2v_section_round_trips_and_takes_integer_tuples():
         load_config("tiny", ["e2v.uv_widths=16,x"])
     with pytest.raises(InputError, match=r"e2v: unknown field 'colour'"):
         e2v_config_from_dict({"colour": 1})
+
+
+def test_a2e_section_round_trips_and_checks_its_window():
+    from ggtalker_jax.config.a2e import a2e_config_from_dict
+
+    config = load_config("gpu", ["a2e.data.languages=en,de", "a2e.layers=3"]).a2e
+    assert config.data.languages == ("en", "de") and config.layers == 3
+    assert a2e_config_from_dict(json.loads(json.dumps(dataclasses.asdict(config)))) == config
+    with pytest.raises(InputError, match=r"a2e.overlap=95 is invalid; expected 0 to window"):
+        load_config("tiny", ["a2e.overlap=95", "a2e.window=100"])
+    with pytest.raises(InputError, match=r"a2e.data.heldout_languages"):
+        load_config("tiny", ["a2e.data.heldout_languages=en"])
+    with pytest.raises(InputError, match=r"a2e: unknown field 'depth'"):
+        a2e_config_from_dict({"depth": 1})
+    with pytest.raises(InputError, match=r"a2e.wav2vec2_path"):
+        load_config("tiny", ["a2e.encoder=wav2vec2"])

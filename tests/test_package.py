@@ -57,8 +57,10 @@ def test_installed_copy_imports_kernels_configs_and_head(tmp_path):
         "print(' '.join(m.__file__ for m in (w, e, d, r, a)))\n"
         # The shipped priors (data files) and the stages that load them.
         "import ggtalker_jax.train.e2v, ggtalker_jax.models, ggtalker_jax.priors.e2v\n"
+        "import ggtalker_jax.train.a2e, ggtalker_jax.priors.a2e\n"
         "from ggtalker_jax.priors import shipped_prior, read_prior_info\n"
         "print(read_prior_info(shipped_prior('e2v'))['kind'], shipped_prior('e2v_tiny'))\n"
+        "print(read_prior_info(shipped_prior('a2e'))['kind'], shipped_prior('a2e_tiny'))\n"
     )
     env = dict(os.environ, PYTHONPATH=str(target), JAX_PLATFORMS="cpu")
     out = subprocess.run(
@@ -73,3 +75,5 @@ def test_installed_copy_imports_kernels_configs_and_head(tmp_path):
     assert cell_size == 512 and n_vertices > 1000
     kind, tiny = out.stdout.split("\n")[4].split()
     assert kind == "e2v" and tiny.startswith(str(target))
+    kind, tiny = out.stdout.split("\n")[5].split()
+    assert kind == "a2e" and tiny.startswith(str(target))

@@ -150,6 +150,7 @@ def procedural_clips(
     seconds = world.identities * world.clips_per_identity * world.seconds
     if workers is None:
         workers = min(os.cpu_count() or 1, len(indices)) if seconds > _PARALLEL_SECONDS else 1
+    workers = min(workers, len(indices))
     if workers <= 1:
         return _clips_of(model, world, indices)
     chunks = [indices[w::workers] for w in range(workers)]
@@ -230,7 +231,8 @@ def folder_clips(folder: str | os.PathLike, config: A2EDataConfig) -> dict[str, 
     clips = []
     for d in dirs:
         clip = read_clip(d, load_video=False)
-        speaker = f"{clip.meta.get('seed', 0)}/{clip.meta.get('identity', d.parent.name)}"
+        # Named as the procedural source names the same person (world seed and identity).
+        speaker = f"s{clip.meta.get('seed', 0)}/{clip.meta.get('identity', d.parent.name)}"
         clips.append(
             SpeechClip(
                 name=str(d.relative_to(root)),

@@ -107,6 +107,12 @@ def _dropout(x: jax.Array, rate: float, keys: jax.Array | None) -> jax.Array:
     return jnp.where(keep, x / (1.0 - rate), jnp.zeros_like(x)).astype(x.dtype)
 
 
+def _lead(stat: nnx.Variable, x: jax.Array) -> jax.Array:
+    """A per-channel statistic ``[C]`` shaped to broadcast against ``x [..., C]``."""
+    value = stat.get_value()
+    return value.reshape((1,) * (x.ndim - 1) + value.shape)
+
+
 def _fold(keys: jax.Array | None, i: int) -> jax.Array | None:
     return None if keys is None else jax.vmap(jax.random.fold_in, (0, None))(keys, i)
 
@@ -123,7 +129,14 @@ class Attention(nnx.Module):
         b, t, d = x.shape
         split = lambda y: y.reshape(*y.shape[:2], self.heads, d // self.heads)
         q, k, v = split(self.query(x)), split(self.key(context)), split(self.value(context))
-        y = jax.nn.dot_product_attention(q, k, v, mask=None if mask is None else mask[None, None])
+        # Scores and softmax in float32 whatever the activation dtype (windows are ~110 frames:
+        # the [B, heads, T, S] scores are small, and XLA fuses this on every backend).
+        scale = 1.0 / math.sqrt(d // self.heads)
+        logits = jnp.einsum("btnh,bsnh->bnts", q, k, preferred_element_type=jnp.float32) * scale
+        if mask is not None:
+            logits = jnp.where(mask[None, None], logits, -1e30)
+        weights = jax.nn.softmax(logits, axis=-1).astype(v.dtype)
+        y = jnp.einsum("bnts,bsnh->btnh", weights, v)
         return self.out(y.reshape(b, t, d))
 
 
@@ -229,10 +242,12 @@ class AudioExpressionPrior(nnx.Module):
     # -- statistics -------------------------------------------------------------------------
 
     def normalize_motion(self, motion):  # [..., M] -> [..., M]
-        return (motion - self.motion_mean.get_value()) / self.motion_std.get_value()
+        mean, std = _lead(self.motion_mean, motion), _lead(self.motion_std, motion)
+        return (motion - mean) / std
 
     def denormalize_motion(self, motion):  # [..., M] -> [..., M]
-        return motion * self.motion_std.get_value() + self.motion_mean.get_value()
+        mean, std = _lead(self.motion_mean, motion), _lead(self.motion_std, motion)
+        return motion * std + mean
 
     def unknown_identity(self) -> int:
         """The identity index of the learned "unknown identity" embedding."""
@@ -248,9 +263,9 @@ class AudioExpressionPrior(nnx.Module):
     ) -> jax.Array:  # [B, L, d]
         """Audio features -> the decoder's cross-attention memory."""
         dt = compute_dtype(self.config.compute_dtype)
-        x = (features - self.feature_mean.get_value()) / self.feature_std.get_value()
+        x = (features - _lead(self.feature_mean, features)) / _lead(self.feature_std, features)
         x = jax.nn.gelu(self.front_in(x.astype(dt)))
-        x = jax.nn.gelu(self.front_out(x)) + self.audio_position.get_value().astype(dt)
+        x = jax.nn.gelu(self.front_out(x)) + self.audio_position.get_value().astype(dt)[None]
         for i, block in enumerate(self.audio_blocks):
             x = block(x, rate=self.config.dropout, keys=_fold(keys, i))
         x = self.audio_proj(self.audio_norm(x.astype(jnp.float32)).astype(dt))
@@ -284,7 +299,7 @@ class AudioExpressionPrior(nnx.Module):
             ],
             axis=1,
         )
-        h = tokens + self.token_type(types).astype(dt) + self.position.get_value().astype(dt)
+        h = tokens + self.token_type(types).astype(dt) + self.position.get_value().astype(dt)[None]
         n = h.shape[1]
         offsets = jnp.arange(n)[:, None] - jnp.arange(audio.shape[1])[None, :]
         cross_mask = jnp.abs(offsets) <= cfg.cross_radius

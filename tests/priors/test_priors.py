@@ -112,3 +112,27 @@ def test_shipped_priors_load_and_the_tiny_one_still_renders_heads():
     psnr = np.asarray(masked_psnr(render.rgb, batch.target_image, batch.target_mask))
     # Held-out same-camera head PSNR of this prior is about 22 dB (BENCHMARKS.md).
     assert np.all(psnr > 17.0), psnr
+
+
+def test_shipped_a2e_priors_load_and_the_tiny_one_still_follows_speech():
+    """Both A2E priors fit today's network (the parameters match the config they record,
+    statistics stay float32), and the tiny one still opens the mouth with held-out speech
+    (a network or feature change that silently broke the shipped weights fails here)."""
+    import jax
+
+    from ggtalker_jax.data.a2e import procedural_clips
+    from ggtalker_jax.eval.a2e import correlation, lip_geometry
+    from ggtalker_jax.flame import load_flame
+    from ggtalker_jax.priors.a2e import load_a2e_prior
+
+    speaker, config, info = load_a2e_prior()
+    assert info["run_config"] == "gpu" and config.layers == 8 and len(speaker.identities) == 240
+    assert speaker.prior.motion_std.get_value().dtype == np.float32
+    tiny, tiny_config, _ = load_a2e_prior(shipped_prior("a2e_tiny"))
+    model = load_flame()
+    clip = procedural_clips(model, tiny_config.data, "voices")[0]
+    fields = tiny.speak(clip.audio, jax.random.key(0))
+    _, pred = lip_geometry(model, clip.shape, fields["expression"], fields["jaw_pose"])
+    _, true = lip_geometry(model, clip.shape, clip.expression, clip.jaw_pose)
+    # Held-out opening correlation of this prior is about 0.96 (BENCHMARKS.md).
+    assert correlation(pred, true) > 0.8

@@ -118,8 +118,9 @@ def cmd_a2e_sample(args) -> None:
     if out.suffix != ".npz":
         raise InputError(f"--out {out}: give a .npz file name (the clip format's flame.npz)")
     model = load_flame(args.model or None)
-    audio = load_audio(args.audio, notify=lambda line: print(line, file=sys.stderr))
     speaker, _, label = load_speaker(args.prior, model)
+    speaker.identity_index(args.identity)  # refuse an unknown name before reading anything
+    audio = load_audio(args.audio, notify=lambda line: print(line, file=sys.stderr))
     fields = speaker.speak(audio, jax.random.key(args.seed), identity=args.identity)
     t = fields["expression"].shape[0]
     params = FlameParams.zeros(model.n_shape, model.n_exp, (t,)).replace(**fields)
@@ -158,9 +159,7 @@ def cmd_a2e_export(args) -> None:
 
 def add_a2e_parser(sub, add_config_args) -> None:
     """The ``a2e`` command group on the top-level subparsers ``sub``."""
-    a2e = sub.add_parser(
-        "a2e", help="the Audio-Expression prior: train, evaluate, sample FLAME from speech, export"
-    )
+    a2e = sub.add_parser("a2e", help="the Audio-Expression prior: train, evaluate, sample, export")
     a2e_sub = a2e.add_subparsers(dest="a2e_command", metavar="SUBCOMMAND", required=True)
     tr = a2e_sub.add_parser("train", help="train (or resume) the A2E prior in --workdir")
     tr.add_argument("--workdir", required=True, help="run folder (resumed if it holds the run)")

@@ -24,7 +24,7 @@ def run_cli(*args):
 def test_help_lists_every_command():
     out = run_cli("--help")
     assert out.returncode == 0
-    for command in ("flame", "world", "e2v", "demo"):
+    for command in ("flame", "world", "e2v", "a2e", "demo"):
         assert command in out.stdout
     sub = run_cli("flame", "--help")
     assert "convert" in sub.stdout and "preview" in sub.stdout
@@ -33,7 +33,7 @@ def test_help_lists_every_command():
         assert option in world.stdout
     # Every registered command appears in the top-level help with a one-line description.
     choices = build_parser()._subparsers._group_actions[0].choices
-    assert set(choices) == {"flame", "world", "e2v", "demo"}
+    assert set(choices) == {"flame", "world", "e2v", "a2e", "demo"}
 
 
 TINY_DEMO = [

@@ -87,15 +87,24 @@ def test_a_sharded_step_equals_the_single_device_step(small, key):
     for devices in (jax.devices()[:1], jax.devices()):
         mesh = make_data_mesh(devices)
         state, optimizer = _state(config.a2e, data, seed=1)
-        step = make_train_step(make_loss_fn(config.a2e, mesh), optimizer, mesh)
-        new, metrics = step(state, shard_batch(batch, mesh), key)
-        results.append((float(metrics["loss"]), float(metrics["grad_norm"]), new.params))
+        state = replicate(state, mesh)
+        loss_fn = make_loss_fn(config.a2e, mesh)
+        sharded = shard_batch(batch, mesh)
+        grad = jax.jit(jax.grad(lambda p, b: loss_fn(state.model(p), b, key)[0]))
+        grads = grad(state.params, sharded)
+        step = make_train_step(loss_fn, optimizer, mesh)
+        _, metrics = step(state, sharded, key)
+        results.append((float(metrics["loss"]), float(metrics["grad_norm"]), grads))
     assert len(jax.devices()) == 8
-    (l1, g1, p1), (l8, g8, p8) = results
+    (l1, g1, d1), (l8, g8, d8) = results
     np.testing.assert_allclose(l8, l1, rtol=1e-5)
     np.testing.assert_allclose(g8, g1, rtol=1e-4)
-    for a, b in zip(jax.tree.leaves(p1), jax.tree.leaves(p8), strict=True):
-        np.testing.assert_allclose(np.asarray(b), np.asarray(a), rtol=1e-4, atol=1e-6)
+    # Gradients leaf by leaf, to float32 reduction-order noise relative to each leaf's scale
+    # (not the parameters after AdamW: its first step is sign(g), which amplifies that noise
+    # on entries whose gradient is near zero).
+    for a, b in zip(jax.tree.leaves(d1), jax.tree.leaves(d8), strict=True):
+        a, b = np.asarray(a), np.asarray(b)
+        np.testing.assert_allclose(b, a, rtol=1e-3, atol=1e-4 * np.abs(a).max() + 1e-12)
 
 
 def test_train_eval_export_and_resume_from_the_command_line(small, tmp_path, capsys):

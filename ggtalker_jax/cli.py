@@ -13,6 +13,12 @@ import sys
 import time
 from pathlib import Path
 
+from ggtalker_jax.cli_args import (
+    add_config_args,
+    add_export_parser,
+    add_train_parser,
+    time_limit,
+)
 from ggtalker_jax.config import (
     MAX_CLIPS,
     MAX_CLIPS_PER_IDENTITY,
@@ -108,10 +114,7 @@ def cmd_e2v_train(args) -> None:
 
     config = load_config(args.config, args.set)
     model = _load_model(args.model or config.flame_model)
-    limit = None if args.minutes is None else 60.0 * args.minutes
-    if limit is not None and not limit > 0:
-        raise InputError(f"--minutes {args.minutes}: give a positive number of minutes")
-    run = train_e2v(config, args.workdir, model, force=args.force, time_limit=limit)
+    run = train_e2v(config, args.workdir, model, force=args.force, time_limit=time_limit(args))
     last = run.result.history[-1] if run.result.history else {}
     print(
         f"trained {args.workdir}: step {int(run.result.state.step)}, loss "
@@ -220,23 +223,6 @@ def cmd_world(args) -> None:
     )
 
 
-def _add_config_args(p: argparse.ArgumentParser, example: str) -> None:
-    from ggtalker_jax.config import config_names
-
-    p.add_argument(
-        "--config",
-        default="tiny",
-        help=f"named config: {', '.join(config_names())} (default tiny)",
-    )
-    p.add_argument(
-        "--set",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help=f"override a config field, e.g. --set {example}",
-    )
-
-
 class _Parser(argparse.ArgumentParser):
     """argparse with the project's one-line errors (its default prints the whole usage)."""
 
@@ -268,7 +254,7 @@ def build_parser() -> argparse.ArgumentParser:
     prev.add_argument("--model", help="FLAME .pkl/.npz (default: the shipped procedural head)")
     prev.add_argument("--out", required=True, help="output PNG")
     prev.add_argument("--force", action="store_true", help="overwrite an existing output")
-    _add_config_args(prev, "preview.cell_size=256")
+    add_config_args(prev, "preview.cell_size=256")
     prev.set_defaults(func=cmd_flame_preview)
 
     d = WorldConfig()  # the defaults of the world section (named configs may change them)
@@ -313,25 +299,18 @@ def build_parser() -> argparse.ArgumentParser:
         help="replace a world of other settings (start afresh); never removes files that "
         "ggtalker did not write",
     )
-    _add_config_args(world, "world.texture_size=512 (the flags above set world.* fields)")
+    add_config_args(world, "world.texture_size=512 (the flags above set world.* fields)")
     world.set_defaults(func=cmd_world)
 
     e2v = sub.add_parser("e2v", help="the Expression-Visual prior: train, evaluate, export")
     e2v_sub = e2v.add_subparsers(dest="e2v_command", metavar="SUBCOMMAND", required=True)
-    tr = e2v_sub.add_parser("train", help="train (or resume) the E2V prior in --workdir")
-    tr.add_argument("--workdir", required=True, help="run folder (resumed if it holds the run)")
-    tr.add_argument("--model", help="FLAME .pkl/.npz with UVs (default: the shipped head)")
-    tr.add_argument("--no-eval", action="store_true", help="skip the held-out evaluation")
-    tr.add_argument(
-        "--minutes",
-        type=float,
-        help="stop after this many minutes of training with a checkpoint (rerun to continue)",
+    add_train_parser(
+        e2v_sub,
+        "E2V",
+        "FLAME .pkl/.npz with UVs (default: the shipped head)",
+        "e2v.steps=500",
+        cmd_e2v_train,
     )
-    tr.add_argument(
-        "--force", action="store_true", help="start over (removes only the run's own files)"
-    )
-    _add_config_args(tr, "e2v.steps=500")
-    tr.set_defaults(func=cmd_e2v_train)
     ev = e2v_sub.add_parser("eval", help="score a run or a prior on held-out identities")
     which = ev.add_mutually_exclusive_group(required=True)
     which.add_argument("--workdir", help="a run folder (its newest checkpoint)")
@@ -340,25 +319,18 @@ def build_parser() -> argparse.ArgumentParser:
     ev.add_argument("--model", help="FLAME .pkl/.npz with UVs (default: the run's)")
     ev.add_argument("--force", action="store_true", help="replace an earlier evaluation")
     ev.set_defaults(func=cmd_e2v_eval)
-    ex = e2v_sub.add_parser("export", help="a run's newest checkpoint -> a prior folder")
-    ex.add_argument("--workdir", required=True, help="the run folder")
-    ex.add_argument("--out", required=True, help="prior folder to write")
-    ex.add_argument(
-        "--dtype", choices=("bfloat16", "float32"), default="bfloat16", help="parameter storage"
-    )
-    ex.add_argument("--force", action="store_true", help="replace an existing prior there")
-    ex.set_defaults(func=cmd_e2v_export)
+    add_export_parser(e2v_sub, cmd_e2v_export)
 
     from ggtalker_jax.commands_a2e import add_a2e_parser
 
-    add_a2e_parser(sub, _add_config_args)
+    add_a2e_parser(sub)
 
     demo = sub.add_parser("demo", help="the main job on the embedded default (writes DIR/...)")
     demo.add_argument("--out", default="out", help="output folder (default: out)")
     demo.add_argument(
         "--force", action="store_true", help="overwrite the outputs of an earlier demo"
     )
-    _add_config_args(demo, "demo.seconds=8")
+    add_config_args(demo, "demo.seconds=8")
     demo.set_defaults(func=cmd_demo)
     return parser
 

@@ -7,6 +7,7 @@ import json
 import sys
 from pathlib import Path
 
+from ggtalker_jax.cli_args import add_export_parser, add_train_parser, time_limit
 from ggtalker_jax.errors import InputError
 
 
@@ -65,10 +66,7 @@ def cmd_a2e_train(args) -> None:
 
     config = load_config(args.config, args.set)
     model = load_flame(args.model or config.flame_model or None)
-    limit = None if args.minutes is None else 60.0 * args.minutes
-    if limit is not None and not limit > 0:
-        raise InputError(f"--minutes {args.minutes}: give a positive number of minutes")
-    run = train_a2e(config, args.workdir, model, force=args.force, time_limit=limit)
+    run = train_a2e(config, args.workdir, model, force=args.force, time_limit=time_limit(args))
     last = run.result.history[-1] if run.result.history else {}
     print(
         f"trained {args.workdir}: step {int(run.result.state.step)}, loss "
@@ -157,24 +155,17 @@ def cmd_a2e_export(args) -> None:
     print(f"wrote prior {folder} ({size / 1e6:.1f} MB, {args.dtype}, step {step})")
 
 
-def add_a2e_parser(sub, add_config_args) -> None:
+def add_a2e_parser(sub) -> None:
     """The ``a2e`` command group on the top-level subparsers ``sub``."""
     a2e = sub.add_parser("a2e", help="the Audio-Expression prior: train, evaluate, sample, export")
     a2e_sub = a2e.add_subparsers(dest="a2e_command", metavar="SUBCOMMAND", required=True)
-    tr = a2e_sub.add_parser("train", help="train (or resume) the A2E prior in --workdir")
-    tr.add_argument("--workdir", required=True, help="run folder (resumed if it holds the run)")
-    tr.add_argument("--model", help="FLAME .pkl/.npz (default: the shipped head)")
-    tr.add_argument("--no-eval", action="store_true", help="skip the held-out evaluation")
-    tr.add_argument(
-        "--minutes",
-        type=float,
-        help="stop after this many minutes of training with a checkpoint (rerun to continue)",
+    add_train_parser(
+        a2e_sub,
+        "A2E",
+        "FLAME .pkl/.npz (default: the shipped head)",
+        "a2e.objective=regression",
+        cmd_a2e_train,
     )
-    tr.add_argument(
-        "--force", action="store_true", help="start over (removes only the run's own files)"
-    )
-    add_config_args(tr, "a2e.objective=regression")
-    tr.set_defaults(func=cmd_a2e_train)
 
     ev = a2e_sub.add_parser("eval", help="lip sync on held-out voices and unseen languages")
     which = ev.add_mutually_exclusive_group(required=True)
@@ -200,11 +191,4 @@ def add_a2e_parser(sub, add_config_args) -> None:
     sa.add_argument("--force", action="store_true", help="overwrite --out")
     sa.set_defaults(func=cmd_a2e_sample)
 
-    ex = a2e_sub.add_parser("export", help="a run's newest checkpoint -> a prior folder")
-    ex.add_argument("--workdir", required=True, help="the run folder")
-    ex.add_argument("--out", required=True, help="prior folder to write")
-    ex.add_argument(
-        "--dtype", choices=("bfloat16", "float32"), default="bfloat16", help="parameter storage"
-    )
-    ex.add_argument("--force", action="store_true", help="replace an existing prior there")
-    ex.set_defaults(func=cmd_a2e_export)
+    add_export_parser(a2e_sub, cmd_a2e_export)

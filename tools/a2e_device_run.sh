@@ -28,18 +28,7 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
-nvidia-smi --query-gpu=name,driver_version --format=csv,noheader || {
-    echo "a2e_device_run.sh: no GPU here (nvidia-smi failed); run it on the device machine"
-    exit 2
-}
-if ls .whl/*.whl >/dev/null 2>&1; then
-    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
-        --target /tmp/site .whl/*.whl >"$out/install.log" 2>&1 || { tail -5 "$out/install.log"; exit 1; }
-    export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
-fi
-python3 -m pip install -q --no-deps --no-build-isolation -e . >>"$out/install.log" 2>&1 ||
-    { tail -5 "$out/install.log"; exit 1; }
-export PYTHONUNBUFFERED=1 JAX_COMPILATION_CACHE_DIR=/tmp/jax_cache
+source tools/device_setup.sh
 date -u +"%Y-%m-%dT%H:%M:%SZ start" | tee "$out/run.log"
 status=0
 quiet() { tr '\r' '\n' | grep -v '^\s*$' | awk 'NR % 25 == 1 || !/it\/s|step\/s|\?/' | tee -a "$out/run.log"; }

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from ggtalker_jax.config.base import check
+from ggtalker_jax.config.base import check, training_checks
 from ggtalker_jax.config.world import MAX_IDENTITIES, MAX_SECONDS, MAX_SEED
 
 ENCODERS = ("logmel", "wav2vec2")
@@ -195,22 +195,8 @@ class A2EConfig:
             (0 <= self.identity_guidance <= 20, "identity_guidance", "0 to 20"),
             (0 <= self.velocity_weight <= 100, "velocity_weight", "0 to 100"),
             (0 < self.huber_delta <= 100, "huber_delta", "above 0, at most 100"),
-            (1 <= self.batch_size <= 65536, "batch_size", "1 to 65536"),
-            (1 <= self.steps <= 10_000_000, "steps", "1 to 10000000"),
-            (0 < self.learning_rate <= 1, "learning_rate", "above 0, at most 1"),
-            (0 <= self.warmup_steps, "warmup_steps", "0 or more"),
-            (0 <= self.weight_decay <= 1, "weight_decay", "0 to 1"),
-            (0 < self.grad_clip, "grad_clip", "above 0"),
-            (1 <= self.log_every, "log_every", "1 or more"),
-            (1 <= self.checkpoint_every, "checkpoint_every", "1 or more"),
-            (0 <= self.eval_every, "eval_every", "0 (at the end) or more"),
-            (
-                self.compute_dtype in ("float32", "bfloat16"),
-                "compute_dtype",
-                "float32 or bfloat16",
-            ),
         ]
-        for ok, name, want in checks:
+        for ok, name, want in checks + training_checks(self):
             check(ok, f"a2e.{name}", getattr(self, name), want)
 
     @property

@@ -13,3 +13,21 @@ def check(ok: bool, field: str, value, want: str) -> None:
     """
     if not ok:
         raise InputError(f"config: {field}={value!r} is invalid; expected {want}")
+
+
+def training_checks(section) -> list[tuple[bool, str, str]]:
+    """``(ok, field, expected)`` for the training fields every prior's section has: batch
+    size, steps, the AdamW schedule, the intervals and the activation dtype."""
+    s = section
+    return [
+        (1 <= s.batch_size <= 65536, "batch_size", "1 to 65536"),
+        (1 <= s.steps <= 10_000_000, "steps", "1 to 10000000"),
+        (0 < s.learning_rate <= 1, "learning_rate", "above 0, at most 1"),
+        (0 <= s.warmup_steps, "warmup_steps", "0 or more"),
+        (0 <= s.weight_decay <= 1, "weight_decay", "0 to 1"),
+        (0 < s.grad_clip, "grad_clip", "above 0"),
+        (1 <= s.log_every, "log_every", "1 or more"),
+        (1 <= s.checkpoint_every, "checkpoint_every", "1 or more"),
+        (0 <= s.eval_every, "eval_every", "0 or more"),
+        (s.compute_dtype in ("float32", "bfloat16"), "compute_dtype", "float32 or bfloat16"),
+    ]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from ggtalker_jax.config.base import check
+from ggtalker_jax.config.base import check, training_checks
 from ggtalker_jax.config.world import MAX_IDENTITIES, MAX_SEED
 
 BACKENDS = ("auto", "reference", "pallas", "xla")
@@ -159,26 +159,13 @@ class E2VConfig:
             (0 <= self.uv_embed_dim <= 256, "uv_embed_dim", "0 to 256"),
             (0 < self.offset_radius <= 10, "offset_radius", "above 0, at most 10"),
             (-5 <= self.max_log_scale <= 3, "max_log_scale", "-5 to 3"),
-            (1 <= self.batch_size <= 65536, "batch_size", "1 to 65536"),
-            (1 <= self.steps <= 10_000_000, "steps", "1 to 10000000"),
-            (0 < self.learning_rate <= 1, "learning_rate", "above 0, at most 1"),
-            (0 <= self.warmup_steps, "warmup_steps", "0 or more"),
-            (0 <= self.weight_decay <= 1, "weight_decay", "0 to 1"),
-            (0 < self.grad_clip, "grad_clip", "above 0"),
             (0 <= self.ssim_weight <= 10, "ssim_weight", "0 to 10"),
             (0 <= self.offset_weight, "offset_weight", "0 or more"),
             (0 <= self.scale_weight, "scale_weight", "0 or more"),
-            (1 <= self.log_every, "log_every", "1 or more"),
-            (1 <= self.checkpoint_every, "checkpoint_every", "1 or more"),
-            (0 <= self.eval_every, "eval_every", "0 (off) or more"),
             (self.backend in BACKENDS, "backend", "one of " + ", ".join(BACKENDS)),
-            (
-                self.compute_dtype in ("float32", "bfloat16"),
-                "compute_dtype",
-                "float32 or bfloat16",
-            ),
-        ] + [(getattr(self, n) >= 1, n, "1 or more") for n in positive_ints]
-        for ok, name, want in checks:
+        ]
+        checks += [(getattr(self, n) >= 1, n, "1 or more") for n in positive_ints]
+        for ok, name, want in checks + training_checks(self):
             check(ok, f"e2v.{name}", getattr(self, name), want)
 
 

@@ -23,7 +23,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import time
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -50,8 +49,7 @@ from ggtalker_jax.models.a2e import AudioExpressionPrior, MotionLayout
 from ggtalker_jax.models.audio_encoder import FeatureExtractor, make_feature_extractor
 from ggtalker_jax.train.checkpoint import IDENTITIES_NAME as IDENTITIES_FILE
 from ggtalker_jax.train.checkpoint import Checkpointer
-from ggtalker_jax.train.logging import TrainLogger
-from ggtalker_jax.train.loop import TrainResult, run_training
+from ggtalker_jax.train.loop import TrainResult, train_in_workdir
 from ggtalker_jax.train.optim import make_optimizer
 from ggtalker_jax.train.parallel import DATA_AXIS, batch_sharding, check_batch, make_data_mesh
 from ggtalker_jax.train.state import TrainState
@@ -334,38 +332,27 @@ def train_a2e(
     state = TrainState.from_model(prior, optimizer)
     # restore + step + loop
     train_step = make_train_step(make_loss_fn(a2e, mesh), optimizer, mesh)
-    start = time.perf_counter()
-    with Checkpointer(workdir, config.to_json(), a2e.checkpoint_every, force=force) as ckpt:
-        _write_identities(Path(workdir), data.identities)
-        first = ckpt.latest_step() or 0
-        logger = TrainLogger(Path(workdir))
-        wrapped = None if eval_fn is None else (lambda s, step: eval_fn(s.model(), step))
-        try:
-            result = run_training(
-                state,
-                train_step,
-                source,
-                ckpt,
-                mesh=mesh,
-                key=jax.random.key(config.seed),
-                steps=a2e.steps,
-                log_every=a2e.log_every,
-                logger=logger,
-                eval_fn=wrapped,
-                eval_every=a2e.eval_every,
-                progress=progress,
-                time_limit=time_limit,
-            )
-        finally:
-            logger.close()
-    seconds = time.perf_counter() - start
-    done = max(int(result.state.step) - first, 0)
+    run = train_in_workdir(
+        state,
+        train_step,
+        source,
+        workdir,
+        config.to_json(),
+        a2e,
+        mesh=mesh,
+        seed=config.seed,
+        force=force,
+        progress=progress,
+        time_limit=time_limit,
+        eval_fn=None if eval_fn is None else (lambda s, step: eval_fn(s.model(), step)),
+        on_open=lambda ckpt: _write_identities(Path(workdir), data.identities),
+    )
     return A2ERun(
-        prior=result.state.model(),
+        prior=run.result.state.model(),
         data=data,
-        result=result,
-        seconds=seconds,
-        samples_per_second=done * a2e.batch_size / max(seconds, 1e-9),
+        result=run.result,
+        seconds=run.seconds,
+        samples_per_second=run.samples_per_second,
     )
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import time
 from pathlib import Path
 
 import jax
@@ -47,7 +46,7 @@ from ggtalker_jax.render.head import (
 )
 from ggtalker_jax.train.checkpoint import Checkpointer
 from ggtalker_jax.train.logging import TrainLogger
-from ggtalker_jax.train.loop import TrainResult, run_training
+from ggtalker_jax.train.loop import TrainResult, train_in_workdir
 from ggtalker_jax.train.optim import make_optimizer
 from ggtalker_jax.train.parallel import DATA_AXIS, make_data_mesh
 from ggtalker_jax.train.state import TrainState
@@ -252,41 +251,29 @@ def train_e2v(
     capacity = capacity_for(template, e2v.batch_size // mesh.size, e2v.backend)
     # restore + step + loop
     train_step = make_train_step(make_loss_fn(e2v, mesh, capacity), optimizer, mesh)
-    start = time.perf_counter()
-    with Checkpointer(workdir, config.to_json(), e2v.checkpoint_every, force=force) as ckpt:
-        first = ckpt.latest_step() or 0
-        logger = TrainLogger(Path(workdir))
-        wrapped_eval = None
-        if eval_fn is not None:
-            wrapped_eval = lambda s, step: eval_fn(s.model(), step)
-        elif e2v.eval_every:
-            wrapped_eval = make_preview_eval(model, e2v, logger)
-        try:
-            result = run_training(
-                state,
-                train_step,
-                data,
-                ckpt,
-                mesh=mesh,
-                key=jax.random.key(config.seed),
-                steps=e2v.steps,
-                log_every=e2v.log_every,
-                logger=logger,
-                eval_fn=wrapped_eval,
-                eval_every=e2v.eval_every,
-                progress=progress,
-                time_limit=time_limit,
-            )
-        finally:
-            logger.close()
-    seconds = time.perf_counter() - start
-    done = max(int(result.state.step) - first, 0)
+    run = train_in_workdir(
+        state,
+        train_step,
+        data,
+        workdir,
+        config.to_json(),
+        e2v,
+        mesh=mesh,
+        seed=config.seed,
+        force=force,
+        progress=progress,
+        time_limit=time_limit,
+        eval_fn=None if eval_fn is None else (lambda s, step: eval_fn(s.model(), step)),
+        make_eval=(lambda logger: make_preview_eval(model, e2v, logger))
+        if e2v.eval_every
+        else None,
+    )
     return E2VRun(
-        generator=result.state.model(),
+        generator=run.result.state.model(),
         template=template,
-        result=result,
-        seconds=seconds,
-        samples_per_second=done * e2v.batch_size / max(seconds, 1e-9),
+        result=run.result,
+        seconds=run.seconds,
+        samples_per_second=run.samples_per_second,
     )
 
 

@@ -195,3 +195,83 @@ def run_training(
             logger.flush()
     checkpointer.wait()
     return TrainResult(state=state, history=history, position=position, key=key)
+
+
+@dataclasses.dataclass
+class StageRun:
+    """What :func:`train_in_workdir` returns: the loop's result and its wall-clock rate."""
+
+    result: TrainResult
+    seconds: float
+    samples_per_second: float
+
+
+def train_in_workdir(
+    state: TrainState,
+    train_step: StepFn,
+    data: DataSource,
+    workdir,
+    config_json: str,
+    section,
+    *,
+    mesh: Mesh,
+    seed: int,
+    force: bool = False,
+    progress: bool = True,
+    time_limit: float | None = None,
+    eval_fn: EvalFn | None = None,
+    make_eval: Callable[[TrainLogger], EvalFn] | None = None,
+    on_open: Callable[[Checkpointer], None] | None = None,
+) -> StageRun:
+    """A stage's whole run in its work directory: open (or resume) the checkpoints, log to
+    TensorBoard, run :func:`run_training`, and time it.
+
+    Args:
+      state, train_step, data, mesh: as :func:`run_training`.
+      workdir: the run's folder (:class:`Checkpointer`).
+      config_json: the resolved config, compared with the folder's.
+      section: the stage's config section (``steps``, ``batch_size``, ``log_every``,
+        ``checkpoint_every``, ``eval_every``).
+      seed: the run's key seed (a resume uses the checkpoint's key).
+      force: start over (removes only the run's own files).
+      progress: show the progress bar.
+      time_limit: stop after this many seconds with a checkpoint.
+      eval_fn: ``(state, step) -> {name: value}`` every ``section.eval_every`` steps, or
+      make_eval: ``logger -> eval_fn``, for an evaluation that writes to the run's logs.
+      on_open: called with the open checkpointer before training (a stage's own files).
+
+    Raises:
+      InputError: as :class:`Checkpointer` and :func:`run_training`.
+    """
+    from pathlib import Path
+
+    start = time.perf_counter()
+    every = section.checkpoint_every
+    with Checkpointer(workdir, config_json, every, force=force) as ckpt:
+        if on_open is not None:
+            on_open(ckpt)
+        first = ckpt.latest_step() or 0
+        logger = TrainLogger(Path(workdir))
+        if eval_fn is None and make_eval is not None:
+            eval_fn = make_eval(logger)
+        try:
+            result = run_training(
+                state,
+                train_step,
+                data,
+                ckpt,
+                mesh=mesh,
+                key=jax.random.key(seed),
+                steps=section.steps,
+                log_every=section.log_every,
+                logger=logger,
+                eval_fn=eval_fn,
+                eval_every=section.eval_every,
+                progress=progress,
+                time_limit=time_limit,
+            )
+        finally:
+            logger.close()
+    seconds = time.perf_counter() - start
+    done = max(int(result.state.step) - first, 0)
+    return StageRun(result, seconds, done * section.batch_size / max(seconds, 1e-9))

@@ -1,0 +1,72 @@
+"""Argument groups the ``ggtalker`` commands share: the config flags, a prior trainer's
+run flags, the export command, and ``--minutes`` as a time limit."""
+
+from __future__ import annotations
+
+import argparse
+
+from ggtalker_jax.errors import InputError
+
+
+def add_config_args(p: argparse.ArgumentParser, example: str) -> None:
+    """``--config NAME`` and repeated ``--set KEY=VALUE``."""
+    from ggtalker_jax.config import config_names
+
+    p.add_argument(
+        "--config",
+        default="tiny",
+        help=f"named config: {', '.join(config_names())} (default tiny)",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"override a config field, e.g. --set {example}",
+    )
+
+
+def add_train_parser(sub, prior: str, model_help: str, example: str, func):
+    """``<prior> train``: a prior trainer's flags (run folder, model, evaluation, time limit,
+    --force, config)."""
+    tr = sub.add_parser("train", help=f"train (or resume) the {prior} prior in --workdir")
+    tr.add_argument("--workdir", required=True, help="run folder (resumed if it holds the run)")
+    tr.add_argument("--model", help=model_help)
+    tr.add_argument("--no-eval", action="store_true", help="skip the held-out evaluation")
+    tr.add_argument(
+        "--minutes",
+        type=float,
+        help="stop after this many minutes of training with a checkpoint (rerun to continue)",
+    )
+    tr.add_argument(
+        "--force", action="store_true", help="start over (removes only the run's own files)"
+    )
+    add_config_args(tr, example)
+    tr.set_defaults(func=func)
+    return tr
+
+
+def add_export_parser(sub, func):
+    """``<prior> export``: a run's newest checkpoint as a prior folder."""
+    ex = sub.add_parser("export", help="a run's newest checkpoint -> a prior folder")
+    ex.add_argument("--workdir", required=True, help="the run folder")
+    ex.add_argument("--out", required=True, help="prior folder to write")
+    ex.add_argument(
+        "--dtype", choices=("bfloat16", "float32"), default="bfloat16", help="parameter storage"
+    )
+    ex.add_argument("--force", action="store_true", help="replace an existing prior there")
+    ex.set_defaults(func=func)
+    return ex
+
+
+def time_limit(args) -> float | None:
+    """``--minutes`` in seconds (``None``: no limit).
+
+    Raises:
+      InputError: not a positive number.
+    """
+    if args.minutes is None:
+        return None
+    if not args.minutes > 0:
+        raise InputError(f"--minutes {args.minutes}: give a positive number of minutes")
+    return 60.0 * args.minutes

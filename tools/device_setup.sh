@@ -1,0 +1,16 @@
+# Sourced by the tools/*_device_run.sh scripts on the GPU machine (a bare machine, no
+# network): check for the GPU, install the carried wheels (.whl/: dm-pix, tensorboardX,
+# espeakng-loader; DESIGN.md says why) with --target, then the project over the image's jax.
+# Expects $out (the output folder); sets PYTHONPATH, the compile cache and unbuffered output.
+nvidia-smi --query-gpu=name,driver_version --format=csv,noheader || {
+    echo "$(basename "$0"): no GPU here (nvidia-smi failed); run it on the device machine"
+    exit 2
+}
+if ls .whl/*.whl >/dev/null 2>&1; then
+    python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+        --target /tmp/site .whl/*.whl >"$out/install.log" 2>&1 || { tail -5 "$out/install.log"; exit 1; }
+    export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
+fi
+python3 -m pip install -q --no-deps --no-build-isolation -e . >>"$out/install.log" 2>&1 ||
+    { tail -5 "$out/install.log"; exit 1; }
+export PYTHONUNBUFFERED=1 JAX_COMPILATION_CACHE_DIR=/tmp/jax_cache

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from ggtalker_jax.cli_args import (
     add_config_args,
+    add_eval_parser,
     add_export_parser,
     add_train_parser,
     time_limit,
@@ -311,14 +312,12 @@ def build_parser() -> argparse.ArgumentParser:
         "e2v.steps=500",
         cmd_e2v_train,
     )
-    ev = e2v_sub.add_parser("eval", help="score a run or a prior on held-out identities")
-    which = ev.add_mutually_exclusive_group(required=True)
-    which.add_argument("--workdir", help="a run folder (its newest checkpoint)")
-    which.add_argument("--prior", help="a prior folder, or 'shipped' for the packaged one")
-    ev.add_argument("--out", help="output folder (default: WORKDIR/eval)")
-    ev.add_argument("--model", help="FLAME .pkl/.npz with UVs (default: the run's)")
-    ev.add_argument("--force", action="store_true", help="replace an earlier evaluation")
-    ev.set_defaults(func=cmd_e2v_eval)
+    add_eval_parser(
+        e2v_sub,
+        "score a run or a prior on held-out identities",
+        "FLAME .pkl/.npz with UVs (default: the run's)",
+        cmd_e2v_eval,
+    )
     add_export_parser(e2v_sub, cmd_e2v_export)
 
     from ggtalker_jax.commands_a2e import add_a2e_parser

@@ -70,3 +70,17 @@ def time_limit(args) -> float | None:
     if not args.minutes > 0:
         raise InputError(f"--minutes {args.minutes}: give a positive number of minutes")
     return 60.0 * args.minutes
+
+
+def add_eval_parser(sub, help: str, model_help: str, func):
+    """``<prior> eval``: a run (``--workdir``) or a prior (``--prior DIR|shipped``), the
+    output folder, the FLAME model and --force; returns the parser for a stage's own flags."""
+    ev = sub.add_parser("eval", help=help)
+    which = ev.add_mutually_exclusive_group(required=True)
+    which.add_argument("--workdir", help="a run folder (its newest checkpoint)")
+    which.add_argument("--prior", help="a prior folder, or 'shipped' for the packaged one")
+    ev.add_argument("--out", help="output folder (default: WORKDIR/eval)")
+    ev.add_argument("--model", help=model_help)
+    ev.add_argument("--force", action="store_true", help="replace an earlier evaluation")
+    ev.set_defaults(func=func)
+    return ev

@@ -7,7 +7,12 @@ import json
 import sys
 from pathlib import Path
 
-from ggtalker_jax.cli_args import add_export_parser, add_train_parser, time_limit
+from ggtalker_jax.cli_args import (
+    add_eval_parser,
+    add_export_parser,
+    add_train_parser,
+    time_limit,
+)
 from ggtalker_jax.errors import InputError
 
 
@@ -167,16 +172,14 @@ def add_a2e_parser(sub) -> None:
         cmd_a2e_train,
     )
 
-    ev = a2e_sub.add_parser("eval", help="lip sync on held-out voices and unseen languages")
-    which = ev.add_mutually_exclusive_group(required=True)
-    which.add_argument("--workdir", help="a run folder (its newest checkpoint)")
-    which.add_argument("--prior", help="a prior folder, or 'shipped' for the packaged one")
+    ev = add_eval_parser(
+        a2e_sub,
+        "lip sync on held-out voices and unseen languages",
+        "FLAME .pkl/.npz (default: the shipped head)",
+        cmd_a2e_eval,
+    )
     ev.add_argument("--baseline", help="a run or prior folder to compare against")
-    ev.add_argument("--out", help="output folder (default: WORKDIR/eval)")
-    ev.add_argument("--model", help="FLAME .pkl/.npz (default: the shipped head)")
     ev.add_argument("--seed", type=int, default=0, help="sampling seed (default 0)")
-    ev.add_argument("--force", action="store_true", help="replace an earlier evaluation")
-    ev.set_defaults(func=cmd_a2e_eval)
 
     sa = a2e_sub.add_parser("sample", help="speech -> a clip-format flame.npz")
     sa.add_argument("--audio", required=True, help="speech: wav, flac, mp3, ogg, m4a, ...")

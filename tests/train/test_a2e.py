@@ -86,22 +86,19 @@ def test_a_sharded_step_equals_the_single_device_step(small, key):
     results = []
     for devices in (jax.devices()[:1], jax.devices()):
         mesh = make_data_mesh(devices)
-        state, optimizer = _state(config.a2e, data, seed=1)
+        state, _ = _state(config.a2e, data, seed=1)
         state = replicate(state, mesh)
         loss_fn = make_loss_fn(config.a2e, mesh)
-        sharded = shard_batch(batch, mesh)
-        grad = jax.jit(jax.grad(lambda p, b, s, f: f(s.model(p), b, key)[0]), static_argnums=3)
-        grads = grad(state.params, sharded, state, loss_fn)
-        step = make_train_step(loss_fn, optimizer, mesh)
-        _, metrics = step(state, sharded, key)
-        results.append((float(metrics["loss"]), float(metrics["grad_norm"]), grads))
+        # What the train step differentiates (train.step.make_train_step), on this mesh.
+        value_and_grad = jax.jit(
+            jax.value_and_grad(lambda p, b, s, f: f(s.model(p), b, key)[0]), static_argnums=3
+        )
+        loss, grads = value_and_grad(state.params, shard_batch(batch, mesh), state, loss_fn)
+        results.append((float(loss), grads))
     assert len(jax.devices()) == 8
-    (l1, g1, d1), (l8, g8, d8) = results
+    (l1, d1), (l8, d8) = results
     np.testing.assert_allclose(l8, l1, rtol=1e-5)
-    np.testing.assert_allclose(g8, g1, rtol=1e-4)
-    # Gradients leaf by leaf, to float32 reduction-order noise relative to each leaf's scale
-    # (not the parameters after AdamW: its first step is sign(g), which amplifies that noise
-    # on entries whose gradient is near zero).
+    # Gradients leaf by leaf, to float32 reduction-order noise relative to each leaf's scale.
     for a, b in zip(jax.tree.leaves(d1), jax.tree.leaves(d8), strict=True):
         a, b = np.asarray(a), np.asarray(b)
         np.testing.assert_allclose(b, a, rtol=1e-3, atol=1e-4 * np.abs(a).max() + 1e-12)

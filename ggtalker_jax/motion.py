@@ -12,7 +12,8 @@ speech). The last window is padded with silence and cut back to the clip's lengt
 
 Each window is one jitted call: the audio is encoded once per condition, then DDIM runs
 ``sample_steps`` denoiser evaluations with guidance (the conditional, audio-only and
-unconditional predictions in one batch of three) or, for a regression model, one pass.
+unconditional predictions in one batch of three; two for an unknown speaker, whose first two
+coincide) or, for a regression model, one pass.
 """
 
 from __future__ import annotations
@@ -37,26 +38,30 @@ def window_count(n_frames: int, window: int, overlap: int = 0) -> int:
     return 1 + -(-rest // (int(window) - int(overlap)))
 
 
-@functools.partial(jax.jit, static_argnames=("config",))
-def _sample_window(graphdef, state, features, context, has_context, identity, key, config):
+@functools.partial(jax.jit, static_argnames=("config", "known"))
+def _sample_window(graphdef, state, features, context, has_context, identity, key, config, known):
     """One window: ``features [B, L, F]``, ``context [B, P, M]`` (normalised),
-    ``has_context [B]``, ``identity [B]`` -> ``x̂0 [B, W, M]`` (normalised)."""
+    ``has_context [B]``, ``identity [B]`` -> ``x̂0 [B, W, M]`` (normalised). ``known``: the
+    identities are training ones (three guided predictions a step); otherwise all are the
+    unknown speaker, whose conditional and audio-only predictions coincide (two)."""
     model = nnx.merge(graphdef, state)
     b, w, m = features.shape[0], config.window, model.motion.dim
     if config.objective == "regression":
         audio = model.encode_audio(features)
         zeros_t = jnp.zeros((b,), jnp.int32)
         return model(jnp.zeros((b, w, m)), zeros_t, context, has_context, audio, identity)
+    n = 3 if known else 2  # [identity +] audio-only + unconditional
     unknown = jnp.full((b,), model.unknown_identity(), jnp.int32)
-    drop = jnp.concatenate([jnp.zeros((2 * b,), bool), jnp.ones((b,), bool)])
-    audio = model.encode_audio(jnp.concatenate([features] * 3), drop)
-    ids = jnp.concatenate([identity, unknown, unknown])
-    ctx, has = jnp.concatenate([context] * 3), jnp.concatenate([has_context] * 3)
+    drop = jnp.concatenate([jnp.zeros(((n - 1) * b,), bool), jnp.ones((b,), bool)])
+    audio = model.encode_audio(jnp.concatenate([features] * n), drop)
+    ids = jnp.concatenate(([identity] if known else []) + [unknown, unknown])
+    ctx, has = jnp.concatenate([context] * n), jnp.concatenate([has_context] * n)
     acp = jnp.asarray(cosine_alphas_cumprod(config.diffusion_steps))
 
     def predict(x, t):
-        x0 = model(jnp.concatenate([x] * 3), jnp.full((3 * b,), t), ctx, has, audio, ids)
-        full, audio_only, uncond = jnp.split(x0, 3)
+        x0 = model(jnp.concatenate([x] * n), jnp.full((n * b,), t), ctx, has, audio, ids)
+        parts = jnp.split(x0, n)
+        full, audio_only, uncond = parts if known else (parts[0], parts[0], parts[1])
         return guide(uncond, audio_only, full, config.audio_guidance, config.identity_guidance)
 
     steps = ddim_timesteps(config.diffusion_steps, config.sample_steps)
@@ -132,6 +137,7 @@ def sample_motion(
                 jnp.asarray(ids, jnp.int32),
                 jax.random.fold_in(key, k),
                 config,
+                known=bool(np.any(ids != unknown)),
             )
         )
         if k == 0:

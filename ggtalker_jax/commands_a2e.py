@@ -22,16 +22,9 @@ def load_speaker(spec: str | None, model=None):
     from ggtalker_jax.train.checkpoint import CONFIG_NAME
 
     if spec and (Path(spec) / CONFIG_NAME).is_file():
-        from ggtalker_jax.models.audio_encoder import make_feature_extractor
-        from ggtalker_jax.motion import Speaker
-        from ggtalker_jax.train.a2e import restore_a2e_run
+        from ggtalker_jax.train.a2e import restore_a2e_speaker
 
-        prior, a2e, identities, run_config, step = restore_a2e_run(spec, model)
-        if model is None:
-            from ggtalker_jax.flame import load_flame
-
-            model = load_flame(run_config.get("flame_model") or None)
-        speaker = Speaker(prior, make_feature_extractor(a2e), identities, model.n_exp)
+        speaker, a2e, step = restore_a2e_speaker(spec, model)
         return speaker, a2e, f"run {spec} (step {step})"
     from ggtalker_jax.priors.a2e import load_a2e_prior
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from ggtalker_jax.config.base import check, training_checks
+from ggtalker_jax.config.base import check, section_from_dict, training_checks
 from ggtalker_jax.config.world import MAX_IDENTITIES, MAX_SECONDS, MAX_SEED
 
 ENCODERS = ("logmel", "wav2vec2")
@@ -212,6 +212,4 @@ def a2e_config_from_dict(values: dict) -> A2EConfig:
     Raises:
       InputError: unknown or invalid fields (one line naming the first).
     """
-    from ggtalker_jax.config.e2v import section_from_dict
-
     return section_from_dict(A2EConfig, values, "a2e", {"data": A2EDataConfig})

@@ -1,6 +1,9 @@
-"""What every config section shares: the one-line check of a field."""
+"""What every config section shares: the one-line check of a field, the training fields'
+checks, and rebuilding a section from its JSON."""
 
 from __future__ import annotations
+
+import dataclasses
 
 from ggtalker_jax.errors import InputError
 
@@ -31,3 +34,30 @@ def training_checks(section) -> list[tuple[bool, str, str]]:
         (0 <= s.eval_every, "eval_every", "0 or more"),
         (s.compute_dtype in ("float32", "bfloat16"), "compute_dtype", "float32 or bfloat16"),
     ]
+
+
+def section_from_dict(cls, values: dict, where: str, nested: dict):
+    """Rebuild the config dataclass ``cls`` from ``dataclasses.asdict`` output, lists back to
+    tuples, the sub-sections named in ``nested`` (``{field: dataclass}``) rebuilt in turn, and
+    everything validated again.
+
+    Raises:
+      InputError: not an object, or an unknown or invalid field (one line naming the first).
+    """
+    if not isinstance(values, dict):
+        raise InputError(f"{where}: expected a JSON object, got {type(values).__name__}")
+    fields = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - fields)
+    if unknown:
+        raise InputError(
+            f"{where}: unknown field {unknown[0]!r}; it was written by another version of "
+            "ggtalker"
+        )
+    kwargs = {}
+    for name, value in values.items():
+        if name in nested:
+            value = section_from_dict(nested[name], value, f"{where}.{name}", {})
+        elif isinstance(value, list):
+            value = tuple(value)
+        kwargs[name] = value
+    return cls(**kwargs)

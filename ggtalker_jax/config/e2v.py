@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import dataclasses
 
-from ggtalker_jax.config.base import check, training_checks
+from ggtalker_jax.config.base import check, section_from_dict, training_checks
 from ggtalker_jax.config.world import MAX_IDENTITIES, MAX_SEED
 
 BACKENDS = ("auto", "reference", "pallas", "xla")
@@ -167,35 +167,6 @@ class E2VConfig:
         checks += [(getattr(self, n) >= 1, n, "1 or more") for n in positive_ints]
         for ok, name, want in checks + training_checks(self):
             check(ok, f"e2v.{name}", getattr(self, name), want)
-
-
-def section_from_dict(cls, values: dict, where: str, nested: dict):
-    """Rebuild the config dataclass ``cls`` from ``dataclasses.asdict`` output, lists back to
-    tuples, the sub-sections named in ``nested`` (``{field: dataclass}``) rebuilt in turn, and
-    everything validated again.
-
-    Raises:
-      InputError: not an object, or an unknown or invalid field (one line naming the first).
-    """
-    from ggtalker_jax.errors import InputError
-
-    if not isinstance(values, dict):
-        raise InputError(f"{where}: expected a JSON object, got {type(values).__name__}")
-    fields = {f.name for f in dataclasses.fields(cls)}
-    unknown = sorted(set(values) - fields)
-    if unknown:
-        raise InputError(
-            f"{where}: unknown field {unknown[0]!r}; it was written by another version of "
-            "ggtalker"
-        )
-    kwargs = {}
-    for name, value in values.items():
-        if name in nested:
-            value = section_from_dict(nested[name], value, f"{where}.{name}", {})
-        elif isinstance(value, list):
-            value = tuple(value)
-        kwargs[name] = value
-    return cls(**kwargs)
 
 
 def e2v_config_from_dict(values: dict) -> E2VConfig:

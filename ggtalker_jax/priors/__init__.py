@@ -125,6 +125,22 @@ def read_prior_info(folder: str | os.PathLike) -> dict:
     return info
 
 
+def read_prior_of_kind(folder: str | os.PathLike | None, kind: str, default: str):
+    """``(folder, prior.json)`` of a prior of ``kind`` (``"e2v"``, ``"a2e"``); ``folder=None``
+    is the shipped prior ``default``.
+
+    Raises:
+      InputError: no prior there, or a prior of another kind.
+    """
+    folder = shipped_prior(default) if folder is None else folder
+    info = read_prior_info(folder)
+    if info.get("kind") != kind:
+        raise InputError(
+            f"{folder}: holds a {info.get('kind')!r} prior, not an {kind.upper()} prior"
+        )
+    return folder, info
+
+
 def load_prior_params(folder: str | os.PathLike, template: nnx.State) -> nnx.State:
     """The parameters of a prior folder, in the structure and dtypes of ``template``.
 

@@ -14,9 +14,8 @@ import os
 from flax import nnx
 
 from ggtalker_jax.config.a2e import A2EConfig, a2e_config_from_dict
-from ggtalker_jax.errors import InputError
 from ggtalker_jax.models.a2e import DataStats
-from ggtalker_jax.priors import load_prior_params, read_prior_info, save_prior, shipped_prior
+from ggtalker_jax.priors import load_prior_params, read_prior_of_kind, save_prior
 
 KIND = "a2e"
 DEFAULT = "a2e"
@@ -74,10 +73,7 @@ def load_a2e_prior(folder: str | os.PathLike | None = None, model=None):
     from ggtalker_jax.motion import Speaker
     from ggtalker_jax.train.a2e import build_prior, motion_layout
 
-    folder = shipped_prior(DEFAULT) if folder is None else folder
-    info = read_prior_info(folder)
-    if info.get("kind") != KIND:
-        raise InputError(f"{folder}: holds a {info.get('kind')!r} prior, not an A2E prior")
+    folder, info = read_prior_of_kind(folder, KIND, DEFAULT)
     config = a2e_config_from_dict(info["config"])
     if model is None:
         model = load_flame(info.get("flame_model") or None)

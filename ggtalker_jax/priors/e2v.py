@@ -18,9 +18,8 @@ from ggtalker_jax.config.e2v import E2VConfig, e2v_config_from_dict
 from ggtalker_jax.errors import InputError
 from ggtalker_jax.priors import (
     load_prior_params,
-    read_prior_info,
+    read_prior_of_kind,
     save_prior,
-    shipped_prior,
 )
 
 KIND = "e2v"
@@ -79,10 +78,7 @@ def load_e2v_prior(folder: str | os.PathLike | None = None, model=None):
     from ggtalker_jax.flame import load_flame
     from ggtalker_jax.train.e2v import build_generator
 
-    folder = shipped_prior(DEFAULT) if folder is None else folder
-    info = read_prior_info(folder)
-    if info.get("kind") != KIND:
-        raise InputError(f"{folder}: holds a {info.get('kind')!r} prior, not an E2V prior")
+    folder, info = read_prior_of_kind(folder, KIND, DEFAULT)
     config = e2v_config_from_dict(info["config"])
     if model is None:
         model = load_flame(info.get("flame_model") or None)

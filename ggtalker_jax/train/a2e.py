@@ -368,6 +368,28 @@ def restore_a2e_run(workdir: str | Path, model: FlameModel | None = None):
     Raises:
       InputError: no run there, or no checkpoint yet.
     """
+    prior, a2e, identities, run_config, step, _, _ = _restore(workdir, model)
+    return prior, a2e, identities, run_config, step
+
+
+def restore_a2e_speaker(workdir: str | Path, model: FlameModel | None = None):
+    """A :class:`~ggtalker_jax.motion.Speaker` of a run's newest checkpoint.
+
+    Returns:
+      ``(Speaker, A2EConfig, step)``.
+
+    Raises:
+      InputError: no run there, or no checkpoint yet.
+    """
+    from ggtalker_jax.motion import Speaker
+
+    prior, a2e, identities, _, step, extractor, model = _restore(workdir, model)
+    return Speaker(prior, extractor, identities, model.n_exp), a2e, step
+
+
+def _restore(workdir, model):
+    """Everything a restore makes: the run's network, config, identity names, run config,
+    step, feature extractor and FLAME model."""
     from ggtalker_jax.config.a2e import a2e_config_from_dict
     from ggtalker_jax.flame import load_flame
     from ggtalker_jax.train.checkpoint import CONFIG_NAME
@@ -398,4 +420,4 @@ def restore_a2e_run(workdir: str | Path, model: FlameModel | None = None):
     if restored is None:
         raise InputError(f"{workdir}: the run has no checkpoint yet; train first")
     state = restored[0]
-    return state.model(), a2e, identities, run_config, int(state.step)
+    return state.model(), a2e, identities, run_config, int(state.step), extractor, model

@@ -19,6 +19,8 @@ from ggtalker_jax.config import (
     DemoConfig,
     E2VConfig,
     E2VDataConfig,
+    InpainterConfig,
+    InpainterDataConfig,
     PreviewConfig,
 )
 
@@ -74,5 +76,18 @@ def get_config(arg: str | None = None) -> Config:
                 heldout_identities=16,
                 heldout_clips=2,
             ),
+        ),
+        # The shipped Body Inpainter: a 5-level U-Net at 512² (narrow at full resolution, where
+        # inference pays per pixel), 48 people of the world.
+        inpainter=InpainterConfig(
+            widths=(16, 32, 64, 128, 256),
+            batch_size=16,
+            steps=2000,
+            learning_rate=1e-3,
+            warmup_steps=100,
+            log_every=50,
+            checkpoint_every=500,
+            compute_dtype="bfloat16",
+            data=InpainterDataConfig(identities=48, heldout=4, seconds=2.0, image_size=512),
         ),
     )

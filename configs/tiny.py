@@ -13,6 +13,7 @@ by side, with sound), ``out/demo_grid.png``, ``out/metrics.json`` and ``out/head
 from ggtalker_jax.config import (
     A2EConfig,
     A2EDataConfig,
+    AdaptConfig,
     Config,
     DemoConfig,
     E2VConfig,
@@ -69,5 +70,14 @@ def get_config(arg: str | None = None) -> Config:
             data=A2EDataConfig(
                 identities=16, clips_per_identity=2, seconds=6.0, heldout_identities=4
             ),
+        ),
+        # Adaptation from the tiny priors: a 64² map (about 3.7k Gaussians), two frames a step.
+        adapt=AdaptConfig(
+            priors=("e2v_tiny", "a2e_tiny", "inpainter_tiny"),
+            uv_size=64,
+            batch_frames=2,
+            minutes=2.0,
+            eval_every=50,
+            checkpoint_every=100,
         ),
     )

@@ -324,6 +324,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_a2e_parser(sub)
 
+    from ggtalker_jax.commands_inpainter import add_inpainter_parser
+
+    add_inpainter_parser(sub)
+
+    from ggtalker_jax.commands_talk import add_talk_parsers
+
+    add_talk_parsers(sub)
+
     demo = sub.add_parser("demo", help="the main job on the embedded default (writes DIR/...)")
     demo.add_argument("--out", default="out", help="output folder (default: out)")
     demo.add_argument(

@@ -122,3 +122,38 @@ def project_points(points, viewmat, K):
     z = cam[..., 2]
     uv = (cam[..., :2] / z[..., None]) @ K[:2, :2].T + K[:2, 2]
     return uv, z
+
+
+def orbit_viewmat(viewmat, pivot, yaw: float, pitch: float = 0.0):
+    """The camera ``viewmat`` moved on a sphere around ``pivot``: turned by ``yaw`` about the
+    world's +y axis, then by ``pitch`` about the camera's own x axis (radians), still looking
+    the same way at the pivot (a novel view of a head at ``pivot``).
+
+    With ``M`` the rigid motion of the camera (rotation about ``pivot``), the moved camera's
+    world->camera matrix is ``V · M⁻¹``. Signs follow :func:`portrait_camera`: positive yaw
+    moves the camera towards +x, positive pitch moves it up (towards +y).
+
+    Args:
+      viewmat: ``[..., 4, 4]`` world->camera.  pivot: ``[3]`` world point.
+      yaw, pitch: radians (host numbers).
+
+    Returns:
+      ``[..., 4, 4]`` float32 (host inputs: numpy).
+    """
+    xp = np if _on_host(viewmat, pivot) else jnp
+    viewmat = xp.asarray(viewmat, xp.float64 if xp is np else jnp.float32)
+    cy, sy = np.cos(yaw), np.sin(yaw)
+    turn = np.array([[cy, 0.0, sy], [0.0, 1.0, 0.0], [-sy, 0.0, cy]])  # about world +y
+    # Pitch about the camera's x axis expressed in world coordinates (first camera's).
+    axis = np.asarray(viewmat)[(0,) * (viewmat.ndim - 2)][0, :3].astype(np.float64)
+    axis = axis / max(np.linalg.norm(axis), 1e-12)
+    k = np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]], [-axis[1], axis[0], 0]])
+    # Rodrigues; about +x_cam (which points right), a negative angle lifts the camera.
+    tilt = np.eye(3) + np.sin(-pitch) * k + (1 - np.cos(pitch)) * (k @ k)
+    rotation = tilt @ turn
+    pivot = np.asarray(pivot, np.float64)
+    inverse = np.eye(4)
+    inverse[:3, :3] = rotation.T
+    inverse[:3, 3] = -rotation.T @ pivot + pivot  # M⁻¹ = T(p) Rᵀ T(-p)
+    out = viewmat @ xp.asarray(inverse, viewmat.dtype)
+    return out.astype(np.float32) if xp is np else out

@@ -23,6 +23,8 @@ DATA_PACKAGES = [
     "ggtalker_jax.priors.shipped.a2e_tiny",
     "ggtalker_jax.priors.shipped.e2v",
     "ggtalker_jax.priors.shipped.e2v_tiny",
+    "ggtalker_jax.priors.shipped.inpainter",
+    "ggtalker_jax.priors.shipped.inpainter_tiny",
 ]
 
 setup(

@@ -15,6 +15,7 @@ Italian; ``tools/a2e_device_run.sh`` also trains the regression baseline and exp
 from ggtalker_jax.config import (
     A2EConfig,
     A2EDataConfig,
+    AdaptConfig,
     Config,
     DemoConfig,
     E2VConfig,
@@ -89,5 +90,16 @@ def get_config(arg: str | None = None) -> Config:
             checkpoint_every=500,
             compute_dtype="bfloat16",
             data=InpainterDataConfig(identities=48, heldout=4, seconds=2.0, image_size=512),
+        ),
+        # Adaptation at 512²: a 256² map (about 58k Gaussians), four frames a step.
+        adapt=AdaptConfig(
+            uv_size=256,
+            batch_frames=4,
+            minutes=3.0,
+            budget=(0.45, 0.3, 0.15, 0.1),
+            steps=(40000, 40000, 4000, 400),
+            eval_every=250,
+            checkpoint_every=1000,
+            infer_batch=8,
         ),
     )

@@ -89,9 +89,7 @@ def cmd_inpainter_export(args) -> None:
         "steps": step,
         "eval": json.loads(metrics_path.read_text()) if metrics_path.is_file() else None,
     }
-    folder = export_inpainter_prior(
-        inpainter, config, args.out, provenance, args.dtype, args.force
-    )
+    folder = export_inpainter_prior(inpainter, config, args.out, provenance, args.dtype, args.force)
     size = sum(f.stat().st_size for f in Path(folder).iterdir())
     print(f"wrote prior {folder} ({size / 1e6:.2f} MB, {args.dtype}, step {step})")
 
@@ -100,7 +98,9 @@ def add_inpainter_parser(sub) -> None:
     """The ``inpainter`` command group on the top-level subparsers ``sub``."""
     group = sub.add_parser("inpainter", help="the Body Inpainter's prior: train, evaluate, export")
     group_sub = group.add_subparsers(dest="inpainter_command", metavar="SUBCOMMAND", required=True)
-    add_train_parser(group_sub, "Body Inpainter", MODEL_HELP, "inpainter.steps=800", cmd_inpainter_train)
+    add_train_parser(
+        group_sub, "Body Inpainter", MODEL_HELP, "inpainter.steps=800", cmd_inpainter_train
+    )
     add_eval_parser(
         group_sub,
         "score a run or a prior on held-out people against the composited drawn head",

@@ -138,6 +138,7 @@ class TalkingHead:
         self.capacity = round_capacity(int(per_frame * self.batch) + 1024)
         self._head = nnx.split(self.head)
         self._inpainter = nnx.split(self.inpainter)
+        self._frames_of, self._frames = None, None
 
     @classmethod
     def load(cls, folder: str | os.PathLike, model=None, batch: int | None = None) -> TalkingHead:
@@ -204,27 +205,36 @@ class TalkingHead:
 
     def render(self, params: FlameParams, viewmat, K, frame_index, pose_from=None, progress=False):
         """``[T, H, W, 3]`` uint8 frames: :meth:`frame_step` over chunks of ``batch`` frames
-        (the last padded, so one compile serves every length)."""
-        clip = self._pose_clip(pose_from)
+        (the last padded, so one compile serves every length). The pose clip's frames go to
+        the device once; every chunk is dispatched before the first is read back, so the
+        host never waits between chunks."""
+        frames, masks = self._device_frames(self._pose_clip(pose_from))
         t, b = len(frame_index), self.batch
-        out = np.empty((t, *self.size, 3), np.uint8)
         starts = range(0, t, b)
         if progress:
             from tqdm import tqdm
 
             starts = tqdm(starts, desc="render", unit="chunk", dynamic_ncols=True)
+        chunks = []
         for s in starts:
             rows = np.arange(s, min(s + b, t))
             pad = np.concatenate([rows, np.repeat(rows[-1:], b - len(rows))])
+            index = jnp.asarray(frame_index[pad])
             chunk = self.frame_step(
-                _take(params, pad),
-                viewmat[pad],
-                K[pad],
-                clip.frames[frame_index[pad]],
-                clip.head_mask[frame_index[pad]],
+                _take(params, pad), viewmat[pad], K[pad], frames[index], masks[index]
             )
+            chunks.append((rows, chunk))
+        out = np.empty((t, *self.size, 3), np.uint8)
+        for rows, chunk in chunks:
             out[rows] = np.asarray(chunk)[: len(rows)]
         return out
+
+    def _device_frames(self, clip) -> tuple[jax.Array, jax.Array]:
+        """The pose clip's frames and head masks on the device (kept for the last clip)."""
+        if self._frames_of is not clip:
+            self._frames = (jnp.asarray(clip.frames), jnp.asarray(clip.head_mask))
+            self._frames_of = clip
+        return self._frames
 
     def frame_step(self, params: FlameParams, viewmat, K, frames, head_mask) -> jax.Array:
         """The jitted inner step: ``B`` frames of parameters, cameras and pose-clip frames

@@ -44,7 +44,7 @@ def main(argv=None) -> int:
     import jax.numpy as jnp
     from flax import nnx
 
-    from ggtalker_jax.infer import TalkingHead, _take
+    from ggtalker_jax.infer import TalkingHead, _take, blend_head
     from ggtalker_jax.render.head import render_gaussians
     from ggtalker_jax.types import SAMPLE_RATE, Camera
 

@@ -11,6 +11,13 @@ if ls .whl/*.whl >/dev/null 2>&1; then
         --target /tmp/site .whl/*.whl >"$out/install.log" 2>&1 || { tail -5 "$out/install.log"; exit 1; }
     export PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
 fi
+# The ffmpeg binary of imageio-ffmpeg (its wheel is over the carry limit; .ffmpeg/ holds the
+# binary xz-compressed and the package without it): mp4 writing, reading and muxing.
+if [ -f .ffmpeg/ffmpeg.xz ]; then
+    mkdir -p /tmp/site && cp -r .ffmpeg/imageio_ffmpeg /tmp/site/ &&
+        xz -T0 -dc .ffmpeg/ffmpeg.xz >/tmp/ffmpeg && chmod +x /tmp/ffmpeg &&
+        export IMAGEIO_FFMPEG_EXE=/tmp/ffmpeg PYTHONPATH="/tmp/site${PYTHONPATH:+:$PYTHONPATH}"
+fi
 python3 -m pip install -q --no-deps --no-build-isolation -e . >>"$out/install.log" 2>&1 ||
     { tail -5 "$out/install.log"; exit 1; }
 export PYTHONUNBUFFERED=1 JAX_COMPILATION_CACHE_DIR=/tmp/jax_cache

@@ -20,6 +20,8 @@ original frame, bit for bit, wherever ``hole == 0``.
 
 from __future__ import annotations
 
+import itertools
+
 import jax
 import jax.numpy as jnp
 from flax import nnx
@@ -43,7 +45,7 @@ class InpaintUNet(nnx.Module):
         self.dtype = dtype
         self.stem = nnx.Conv(INPUT_CHANNELS, widths[0], (3, 3), dtype=dtype, rngs=rngs)
         self.enc = nnx.List([ResBlock(w, w, rngs, dtype=dtype) for w in widths])
-        pairs = list(zip(widths[:-1], widths[1:], strict=True))
+        pairs = list(itertools.pairwise(widths))  # (level l, level l + 1) widths
         self.downs = nnx.List([Downsample(i, o, rngs, dtype=dtype) for i, o in pairs])
         self.middle = ResBlock(widths[-1], widths[-1], rngs, dtype=dtype)
         self.ups = nnx.List([Upsample(o, i, rngs, dtype=dtype) for i, o in pairs])
@@ -103,7 +105,9 @@ class BodyInpainter(nnx.Module):
 
     def __init__(self, config: InpainterConfig, rngs: nnx.Rngs):
         self.levels = len(config.widths) - 1
-        self.unet = InpaintUNet(tuple(config.widths), rngs, dtype=compute_dtype(config.compute_dtype))
+        self.unet = InpaintUNet(
+            tuple(config.widths), rngs, dtype=compute_dtype(config.compute_dtype)
+        )
 
     def __call__(
         self,

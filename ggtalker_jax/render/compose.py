@@ -14,7 +14,9 @@ evaluation, adaptation and inference. Conventions:
   is the original frame, bit for bit (:func:`composite`).
 
 Every function is jitted (for eager callers; inside a jit it inlines), as in
-:mod:`ggtalker_jax.eval.metrics`. Dilation is Euclidean (a disk of radius ``r`` pixels) and works with a radius that differs
+:mod:`ggtalker_jax.eval.metrics`.
+
+Dilation is Euclidean (a disk of radius ``r`` pixels) and works with a radius that differs
 per image inside ``jit`` (training draws one per example): a truncated, separable distance
 transform (the two-pass construction of Meijster et al. 2000, with the second pass a
 brute-force minimum over the ``2R + 1`` rows of a static window instead of a lower

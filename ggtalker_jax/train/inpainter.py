@@ -349,6 +349,7 @@ def train_inpainter(
     *,
     model=None,
     data=None,
+    eval_fn=None,
 ) -> InpainterRun:
     """Train (or resume) the Body Inpainter of ``config.inpainter`` in ``workdir``.
 
@@ -363,6 +364,8 @@ def train_inpainter(
       data: the training source, if already made (a ``DataSource`` of
         :class:`~ggtalker_jax.data.inpainter.FrameBatch` es); default
         :func:`~ggtalker_jax.data.inpainter.make_inpainter_source`.
+      eval_fn: ``(inpainter, step) -> {name: value}`` every ``inpainter.eval_every`` steps
+        (default: :func:`make_heldout_eval`, the held-out scores and grid in TensorBoard).
 
     Raises:
       InputError: a workdir of another config, a batch the devices do not divide, bad data.
@@ -375,7 +378,7 @@ def train_inpainter(
     mesh = make_data_mesh()
     check_batch({"x": jnp.zeros((section.batch_size,))}, mesh)
     # data
-    if model is None and (data is None or section.eval_every):
+    if model is None and (data is None or (section.eval_every and eval_fn is None)):
         model = load_flame(config.flame_model or None)
     if data is None:
         data = make_inpainter_source(model, section.data, section.batch_size, "train")
@@ -386,7 +389,7 @@ def train_inpainter(
     # restore + step + evals + loop
     train_step = make_train_step(make_loss_fn(section, mesh), optimizer, mesh)
     make_eval = None
-    if section.eval_every and section.data.heldout:
+    if eval_fn is None and section.eval_every and section.data.heldout:
         make_eval = functools.partial(make_heldout_eval, model, section)
     run = train_in_workdir(
         state,
@@ -400,6 +403,7 @@ def train_inpainter(
         force=force,
         progress=progress,
         time_limit=time_limit,
+        eval_fn=None if eval_fn is None else (lambda s, step: eval_fn(s.model(), step)),
         make_eval=make_eval,
     )
     return InpainterRun(
@@ -425,4 +429,3 @@ def evaluate_run(inpainter, config: InpainterConfig, out_dir, model=None) -> dic
     model = load_flame(None) if model is None else model
     examples = heldout_examples(heldout_source(model, config), config)
     return evaluate_inpainter(inpainter, examples, out_dir)
-

@@ -186,12 +186,15 @@ def test_save_load_gives_identical_outputs_without_retracing(rng, count_traces):
     assert traces() == 0
 
 
+_inpaint = nnx.jit(inpaint, static_argnums=5)
+
+
 def test_inpaint_cuts_the_hole_at_the_middle_radius(rng):
     inpainter = BodyInpainter(TINY, nnx.Rngs(0))
     head, alpha, frame, _ = _inputs(rng)
     radius = hole_radius(TINY.data, S)
     assert radius == pytest.approx(0.04 * S)
-    out = np.asarray(inpaint(inpainter, head, alpha, frame, alpha, radius))
+    out = np.asarray(_inpaint(inpainter, head, alpha, frame, alpha, radius))
     hole = np.asarray(hole_mask(alpha, alpha, radius))
     np.testing.assert_array_equal(out[hole == 0], np.asarray(frame)[hole == 0])
 

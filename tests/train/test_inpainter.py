@@ -47,7 +47,7 @@ SMALL = [
     "inpainter.widths=4,8,8",
     "inpainter.batch_size=8",
     "inpainter.steps=5",
-    "inpainter.learning_rate=0.02",
+    "inpainter.learning_rate=0.005",
     "inpainter.warmup_steps=0",
     "inpainter.log_every=1",
     "inpainter.checkpoint_every=2",
@@ -138,11 +138,18 @@ def test_sources_are_deterministic_and_refuse_bad_input(small, tmp_path):
     cases = [
         (lambda: ClipInpainter(tmp_path / "nope", data, 4), "no such folder"),
         (lambda: ClipInpainter(tmp_path, dataclasses.replace(data, image_size=64), 4), "64"),
-        (lambda: make_inpainter_source(model, dataclasses.replace(data, heldout=0), 1, "heldout"),
-         "heldout=2"),
-        (lambda: make_inpainter_source(
-            model, dataclasses.replace(data, source=str(tmp_path)), 1, "heldout"),
-         "no held-out split"),
+        (
+            lambda: make_inpainter_source(
+                model, dataclasses.replace(data, heldout=0), 1, "heldout"
+            ),
+            "heldout=2",
+        ),
+        (
+            lambda: make_inpainter_source(
+                model, dataclasses.replace(data, source=str(tmp_path)), 1, "heldout"
+            ),
+            "no held-out split",
+        ),
     ]
     (tmp_path / "empty").mkdir()
     cases.append((lambda: ClipInpainter(tmp_path / "empty", data, 4), "holds no clip folders"))
@@ -186,7 +193,7 @@ def test_steps_lower_the_loss_on_a_fixed_batch_without_retracing(small, key, cou
             losses.append(float(metrics["loss"]))
     assert traces() == 0
     assert all(np.isfinite(losses))
-    assert losses[-1] < 0.9 * losses[0], losses
+    assert losses[-1] < 0.95 * losses[0], losses
     assert float(metrics["hole_psnr"]) > float(metrics["baseline_hole_psnr"]) + 0.5
 
 
@@ -197,42 +204,35 @@ def test_a_sharded_step_equals_the_single_device_step(small, key):
     for devices in (1, len(jax.devices())):
         mesh, optimizer, step = _step(devices)
         state = _state(config.inpainter, mesh, optimizer, seed=1)
-        state, metrics = step(state, shard_batch(batch, mesh), key)
-        state, metrics = step(state, shard_batch(batch, mesh), key)  # past the zero last layer
-        results.append((jax.device_get(metrics), jax.device_get(state.params)))
+        state, first = step(state, shard_batch(batch, mesh), key)
+        params = jax.device_get(state.params)
+        # The second step's gradient reaches every layer (the first moved the zero last one).
+        _, second = step(state, shard_batch(batch, mesh), key)
+        results.append((jax.device_get(first), params, jax.device_get(second)))
     assert len(jax.devices()) == 8
-    (m1, p1), (m8, p8) = results
-    for name in m1:
-        np.testing.assert_allclose(m8[name], m1[name], rtol=1e-4, err_msg=name)
+    (f1, p1, s1), (f8, p8, s8) = results
+    for name in f1:
+        np.testing.assert_allclose(f8[name], f1[name], rtol=1e-5, err_msg=name)
+        np.testing.assert_allclose(s8[name], s1[name], rtol=1e-4, err_msg=name)
     for a, b in zip(jax.tree.leaves(p1), jax.tree.leaves(p8), strict=True):
-        np.testing.assert_allclose(b, a, rtol=1e-3, atol=1e-5 * np.abs(a).max() + 1e-9)
+        np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-7)
 
 
 # --------------------------------------------------------------------------- the run
 
 
-@dataclasses.dataclass
-class _Interrupted:
-    """A source that stops the run (as Ctrl-C does) when ``position`` is asked for."""
-
-    source: object
-    position: int
-
-    @property
-    def batch_size(self):
-        return self.source.batch_size
-
-    def batch(self, position):
-        if position == self.position:
-            raise KeyboardInterrupt
-        return self.source.batch(position)
-
-
 def test_an_interrupted_and_resumed_run_equals_an_uninterrupted_one(small, tmp_path):
     config, _, source = small
     straight = train_inpainter(config, tmp_path / "a", progress=False, data=source)
+
+    def interrupt(inpainter, step):  # Ctrl-C during the evaluation after step 3
+        raise KeyboardInterrupt
+
+    every3 = dataclasses.replace(
+        config, inpainter=dataclasses.replace(config.inpainter, eval_every=3)
+    )  # eval_every may change on a resume
     with pytest.raises(KeyboardInterrupt):
-        train_inpainter(config, tmp_path / "b", progress=False, data=_Interrupted(source, 3))
+        train_inpainter(every3, tmp_path / "b", progress=False, data=source, eval_fn=interrupt)
     resumed = train_inpainter(config, tmp_path / "b", progress=False, data=source)
     steps = config.inpainter.steps
     assert int(straight.result.state.step) == int(resumed.result.state.step) == steps

@@ -24,6 +24,7 @@ DATA_PACKAGES = [
     "ggtalker_jax.priors.shipped.e2v",
     "ggtalker_jax.priors.shipped.e2v_tiny",
     "ggtalker_jax.priors.shipped.inpainter",
+    "ggtalker_jax.priors.shipped.inpainter_tiny",
 ]
 
 setup(

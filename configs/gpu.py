@@ -32,7 +32,7 @@ def get_config(arg: str | None = None) -> Config:
         name="gpu",
         seed=0,
         preview=PreviewConfig(cell_size=512),
-        demo=DemoConfig(seconds=6.0, resolution=512, views=2),
+        demo=DemoConfig(adapt_seconds=30.0, heldout_seconds=6.0, resolution=512, views=2, minutes=6.0, reserve_minutes=2.75),
         # The shipped E2V prior: a 128² UV map (about 15k Gaussians) on 256-pixel frames,
         # 256 procedural identities, trained in one device call.
         e2v=E2VConfig(
@@ -96,7 +96,7 @@ def get_config(arg: str | None = None) -> Config:
             uv_size=256,
             batch_frames=4,
             minutes=3.0,
-            budget=(0.45, 0.3, 0.15, 0.1),
+            budget=(0.5, 0.3, 0.12, 0.08),
             steps=(40000, 40000, 4000, 400),
             eval_every=250,
             checkpoint_every=1000,

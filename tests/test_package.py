@@ -61,6 +61,9 @@ def test_installed_copy_imports_kernels_configs_and_head(tmp_path):
         "from ggtalker_jax.priors import shipped_prior, read_prior_info\n"
         "print(read_prior_info(shipped_prior('e2v'))['kind'], shipped_prior('e2v_tiny'))\n"
         "print(read_prior_info(shipped_prior('a2e'))['kind'], shipped_prior('a2e_tiny'))\n"
+        "import ggtalker_jax.priors.inpainter, ggtalker_jax.train.adapt, ggtalker_jax.infer\n"
+        "print(read_prior_info(shipped_prior('inpainter'))['kind'], "
+        "shipped_prior('inpainter_tiny'))\n"
     )
     env = dict(os.environ, PYTHONPATH=str(target), JAX_PLATFORMS="cpu")
     out = subprocess.run(
@@ -77,3 +80,5 @@ def test_installed_copy_imports_kernels_configs_and_head(tmp_path):
     assert kind == "e2v" and tiny.startswith(str(target))
     kind, tiny = out.stdout.split("\n")[5].split()
     assert kind == "a2e" and tiny.startswith(str(target))
+    kind, tiny = out.stdout.split("\n")[6].split()
+    assert kind == "inpainter" and tiny.startswith(str(target))

@@ -86,13 +86,20 @@ def _check_clip(folder: Path, clip: Clip, model: FlameModel, first: tuple | None
         )
 
 
+def clip_label(clip: Clip, k: int) -> Path:
+    """What names an in-memory clip in messages and records: its ``meta["name"]``."""
+    return Path(str(clip.meta.get("name", f"<clip {k}>")))
+
+
 def load_adapt_clips(
-    folders: Sequence[str | os.PathLike], model: FlameModel, heldout_every: int
+    folders: Sequence[str | os.PathLike | Clip], model: FlameModel, heldout_every: int
 ) -> AdaptClips:
     """Read one person's clips for adaptation.
 
     Args:
-      folders: clip folders (the clip format of :mod:`ggtalker_jax.data.clip`).
+      folders: clip folders (the clip format of :mod:`ggtalker_jax.data.clip`), or clips
+        already in memory (:class:`~ggtalker_jax.data.clip.Clip`, named by
+        ``meta["name"]``: a GPU job that makes its world in memory).
       model: the FLAME model their parameters belong to.
       heldout_every: hold out every ``k``-th frame.
 
@@ -104,12 +111,17 @@ def load_adapt_clips(
     """
     if not folders:
         raise InputError("adapt: no clips given; pass --clips DIR [DIR ...]")
-    paths = tuple(Path(f) for f in folders)
+    paths = tuple(
+        clip_label(f, k) if isinstance(f, Clip) else Path(f) for k, f in enumerate(folders)
+    )
     clips, first = [], None
-    for path in paths:
-        if not path.is_dir():
+    for source, path in zip(folders, paths, strict=True):
+        if isinstance(source, Clip):
+            clip = source
+        elif not path.is_dir():
             raise InputError(f"{path}: no such clip folder; pass folders in the clip format")
-        clip = read_clip(path)
+        else:
+            clip = read_clip(path)
         _check_clip(path, clip, model, first)
         first = first or (path, clip.frames.shape[1:3])
         clips.append(clip)

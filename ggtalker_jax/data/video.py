@@ -1,7 +1,10 @@
 """MP4 reading and writing (H.264, yuv420p, optional audio track).
 
-Uses the ffmpeg binary of ``imageio-ffmpeg`` (imported lazily: the GPU image lacks it, and
-there the project passes frames as arrays instead).
+Uses the ffmpeg binary of ``imageio-ffmpeg`` (imported lazily). Where it is missing but
+OpenCV is there (the GPU image: imageio-ffmpeg's wheel is over what the device tool carries),
+video is written as MPEG-4 Part 2 (``mp4v``, OpenCV has no H.264 encoder) without an audio
+track, and read back through OpenCV, with one notice per process; the GPU jobs keep their
+ground truth in memory and write videos only as outputs.
 """
 
 from __future__ import annotations
@@ -20,6 +23,55 @@ from ggtalker_jax.types import FPS
 # Near-lossless: the frames are ground truth for PSNR/SSIM, so keep coding noise well below
 # the differences the metrics are meant to show.
 DEFAULT_CRF = 12
+
+
+_NOTICE = {"shown": False}
+
+
+def _opencv():
+    """OpenCV, when imageio-ffmpeg is missing (``None`` when neither is there)."""
+    try:
+        import imageio_ffmpeg  # noqa: F401
+
+        return None
+    except ImportError:
+        pass
+    try:
+        import cv2
+    except ImportError:
+        return None
+    if not _NOTICE["shown"]:
+        _NOTICE["shown"] = True
+        print(
+            "note: imageio-ffmpeg is not installed; writing mp4 through OpenCV (mp4v, no sound)",
+            flush=True,
+        )
+    return cv2
+
+
+def _write_opencv(cv2, path, frames: np.ndarray, fps: int) -> None:
+    t, h, w, _ = frames.shape
+    writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*"mp4v"), float(fps), (w, h))
+    if not writer.isOpened():
+        raise InputError(f"{path}: OpenCV cannot write mp4 here; install imageio-ffmpeg")
+    for frame in frames:
+        writer.write(np.ascontiguousarray(frame[..., ::-1]))  # OpenCV wants BGR
+    writer.release()
+
+
+def _read_opencv(cv2, path: Path) -> tuple[np.ndarray, float]:
+    capture = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, frame = capture.read()
+        if not ok:
+            break
+        frames.append(frame[..., ::-1])
+    fps = float(capture.get(cv2.CAP_PROP_FPS) or 0.0)
+    capture.release()
+    if not frames:
+        raise InputError(f"{path}: not a readable video (OpenCV decoded no frames)")
+    return np.ascontiguousarray(np.stack(frames)), fps
 
 
 def _ffmpeg():
@@ -62,6 +114,10 @@ def write_mp4(
             f"{path}: need at least one frame and even width/height for H.264, "
             f"got {t} frames of {w}x{h}"
         )
+    cv2 = _opencv()
+    if cv2 is not None:
+        _write_opencv(cv2, path, frames, fps)
+        return
     writer = _ffmpeg().write_frames(
         str(path),
         (w, h),
@@ -92,6 +148,9 @@ def read_mp4(path: str | os.PathLike) -> tuple[np.ndarray, float]:
     path = Path(path)
     if not path.is_file():
         raise InputError(f"{path}: no such file")
+    cv2 = _opencv()
+    if cv2 is not None:
+        return _read_opencv(cv2, path)
     try:
         reader = _ffmpeg().read_frames(str(path))
         meta = next(reader)

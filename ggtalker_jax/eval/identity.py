@@ -67,7 +67,7 @@ def evaluate_identity(
 
     Args:
       identity: the folder ``ggtalker adapt`` wrote.
-      clips: held-out clip folders (of the identity's resolution).
+      clips: held-out clip folders (of the identity's resolution), or clips in memory.
       out: the output folder; an earlier evaluation there is replaced only with ``force``.
       key: the sampler's key (default: fixed).
       progress: show render progress.
@@ -79,7 +79,8 @@ def evaluate_identity(
       InputError: an unusable identity folder, a clip that is missing or of another
         resolution, a clip adaptation used, an existing evaluation without ``force``.
     """
-    from ggtalker_jax.data.clip import read_clip
+    from ggtalker_jax.data.adapt import clip_label
+    from ggtalker_jax.data.clip import Clip, read_clip
     from ggtalker_jax.eval.talking import SideBySide, comparison_grid, score_case, write_eval_report
     from ggtalker_jax.infer import TalkingHead
     from ggtalker_jax.outputs import output_dir
@@ -94,12 +95,16 @@ def evaluate_identity(
     model = head.head.template.model
     key = jax.random.key(0) if key is None else key
     cases, grids, videos = {}, {}, {}
-    for n, folder in enumerate(Path(c) for c in clips):
-        if folder.resolve() in used:
-            raise InputError(
-                f"{folder}: was used to adapt this identity; evaluate on clips it never saw"
-            )
-        clip = read_clip(folder)
+    for n, source in enumerate(clips):
+        if isinstance(source, Clip):
+            clip, folder = source, clip_label(source, n)
+        else:
+            folder = Path(source)
+            if folder.resolve() in used:
+                raise InputError(
+                    f"{folder}: was used to adapt this identity; evaluate on clips it never saw"
+                )
+            clip = read_clip(folder)
         name = case_name(clip, head.clip.meta, folder)
         motion = head.motion(clip.audio, jax.random.fold_in(key, n))
         t = min(motion["expression"].shape[0], clip.n_frames)
@@ -149,7 +154,7 @@ def evaluate_identity(
             )
     report = {
         "identity": str(identity),
-        "clips": [str(c) for c in clips],
+        "clips": [str(clip_label(c, k) if isinstance(c, Clip) else c) for k, c in enumerate(clips)],
         "cases": cases,
     }
     write_eval_report(out, report, grids, videos)

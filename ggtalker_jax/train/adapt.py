@@ -261,7 +261,7 @@ def _head_phases(run: _Run, generator, e2v) -> tuple[TrainState, HeadSettings]:
 
 
 def adapt_identity(
-    clips: Sequence[str | Path],
+    clips: Sequence,
     out: str | Path,
     config: Config,
     priors: str | Path | None = None,
@@ -272,7 +272,7 @@ def adapt_identity(
     """Adapt the priors to the person of ``clips`` and write the identity folder ``out``.
 
     Args:
-      clips: the person's clip folders (one resolution).
+      clips: the person's clip folders (one resolution), or clips in memory.
       out: the identity folder (created; an unfinished one is resumed).
       config: the resolved config (``adapt``, ``inpainter``; the priors carry their own
         E2V and A2E sections).

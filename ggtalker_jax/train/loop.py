@@ -167,10 +167,12 @@ def run_training(
                 if window.metrics:
                     _log(window, step, checkpointer, logger, bar, history)
                 break
-            key, step_key = jax.random.split(key)
+            # The key advances only once the step has run, so a Ctrl-C inside the data
+            # source or the step saves the key the resumed step must split again.
+            next_key, step_key = jax.random.split(key)
             batch = shard_batch(data.batch(position), mesh)
             state, metrics = train_step(state, batch, step_key)
-            step, position = step + 1, position + 1
+            key, step, position = next_key, step + 1, position + 1
             window.metrics.append(metrics)
             last = step == steps
             if step % log_every == 0 or last:

@@ -45,7 +45,8 @@ def person_clips(
     seed: int = 0,
     identity: int = 0,
 ) -> list[Clip]:
-    """The clips ``specs`` of identity ``identity`` of world ``seed`` (module docstring).
+    """The clips ``specs`` of identity ``identity`` of world ``seed`` (module docstring), in
+    memory; each ``meta["name"]`` is its spec's name.
 
     Raises:
       InputError: an unknown voice, or sizes the world refuses.
@@ -71,7 +72,8 @@ def person_clips(
         # The same person in this clip's language (make_identity's other fields do not
         # depend on it).
         look = dataclasses.replace(person, language=spec.language, voice=spec.language)
-        clips.append(generate_clip(model, look, config, identity, spec.index))
+        clip = generate_clip(model, look, config, identity, spec.index)
+        clips.append(dataclasses.replace(clip, meta={**clip.meta, "name": spec.name}))
     return clips
 
 

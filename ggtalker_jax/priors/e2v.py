@@ -27,11 +27,23 @@ DEFAULT = "e2v"
 """The shipped prior commands load when none is named."""
 
 
-def base_map_digest(template) -> str:
-    """SHA-256 of a head template's base map: the generator predicts ``base_map + delta``, so
-    a prior only fits the template (head model, UV size, initial Gaussians) it was trained on."""
-    data = np.ascontiguousarray(np.asarray(template.base_map, np.float32))
-    return hashlib.sha256(data.tobytes()).hexdigest()
+def template_digest(template) -> str:
+    """SHA-256 of what a head template's base map is made from: the FLAME model's rest
+    vertices and faces and the texel layout (faces, rows, columns; host arrays, the same bits on
+    every machine). The generator predicts ``base_map + delta``, so a prior only fits the
+    template (head model, UV layout) it was trained on. The base map itself is not hashed:
+    it is computed through ``jnp`` and its last bits differ between CPU and GPU."""
+    h = hashlib.sha256(b"ggtalker-head-template-1")
+    layout, model = template.layout, template.model
+    for array, dtype in (
+        (model.v_template, np.float32),
+        (template.faces, np.int32),
+        (layout.face, np.int32),
+        (layout.rows, np.int32),
+        (layout.cols, np.int32),
+    ):
+        h.update(np.ascontiguousarray(np.asarray(array, dtype)).tobytes())
+    return h.hexdigest()
 
 
 def export_e2v_prior(
@@ -55,7 +67,7 @@ def export_e2v_prior(
     info = {
         "kind": KIND,
         "config": dataclasses.asdict(config),
-        "base_map_sha256": base_map_digest(generator.template),
+        "template_sha256": template_digest(generator.template),
         **provenance,
     }
     return save_prior(folder, nnx.state(generator, nnx.Param), info, dtype=dtype, force=force)
@@ -83,11 +95,11 @@ def load_e2v_prior(folder: str | os.PathLike | None = None, model=None):
     if model is None:
         model = load_flame(info.get("flame_model") or None)
     _, generator = build_generator(model, config)
-    want = info.get("base_map_sha256")
-    if want is not None and want != base_map_digest(generator.template):
+    want = info.get("template_sha256")
+    if want is not None and want != template_digest(generator.template):
         raise InputError(
-            f"{folder}: this prior was trained on another head template (its base map differs: "
-            f"another FLAME model, UV layout or initial Gaussians); load it with the model it "
+            f"{folder}: this prior was trained on another head template (another FLAME model or "
+            f"UV layout); load it with the model it "
             f"records ({info.get('flame_model') or 'the shipped head'}) or retrain"
         )
     nnx.update(generator, load_prior_params(folder, nnx.state(generator, nnx.Param)))

@@ -9,6 +9,12 @@ unfinished one from its last checkpoint, with the evaluations up to it. The time
 resumed phase starts again: a kill loses at most ``checkpoint_every`` steps, never the
 budget's accounting of a finished phase.
 
+A phase's budget runs from its first finished step, so the compile of its step (tens of
+seconds on a GPU, a minute on a loaded CPU) does not eat a short phase's share. The state it
+starts from is evaluated first, and the phase ends on its best evaluated state (early
+stopping): a phase that only overfits (FLAME corrections on exact tracking) gives back what
+it was handed.
+
 The step function owns the model: ``step(state, position) -> (state, metrics)``, with
 ``metrics["loss"]`` a device scalar; ``evaluate(state) -> {name: float}`` whose
 ``score_key`` entry grows as the phase improves (a PSNR, or a negated loss).
@@ -42,7 +48,8 @@ class PhaseResult:
       name: the phase.  steps: steps taken in all.  seconds: wall time of its last run.
       curve: ``[{"step", "t", <scores>}]`` held-out scores (``t``: seconds since the
         adaptation began, for the curve over time).
-      best: the best ``score_key`` value seen, or ``None`` (no evaluation ran).
+      best: the best ``score_key`` value seen (the state the phase ended on), or ``None``
+        (skipped).
       stop: why it stopped: ``steps``, ``time``, ``plateau`` or ``skipped``.
     """
 
@@ -70,6 +77,19 @@ class PhaseSpec:
     min_gain: float
     score_key: str
     t_offset: float = 0.0  # seconds of adaptation before this phase began
+
+
+class _Best:
+    """The best evaluation so far and a device copy of its state (the next step donates the
+    live one)."""
+
+    def __init__(self, key: str):
+        self.key, self.score, self.state = key, -math.inf, None
+
+    def offer(self, entry: dict, state: TrainState) -> None:
+        if entry[self.key] > self.score:
+            self.score = entry[self.key]
+            self.state = jax.tree.map(lambda x: x.copy(), state)
 
 
 def _read_json(path: Path):
@@ -142,14 +162,22 @@ def run_phase(
                 dynamic_ncols=True,
             )
         start = time.perf_counter()
+        best = _Best(spec.score_key)
+        if not curve:  # the starting point: a phase that never beats it keeps it
+            curve.append({"step": step, "t": round(spec.t_offset, 2), **evaluate(state)})
+        best.offer(curve[-1], state)
+        clock = None  # the budget runs from the first finished step (compiles excluded)
         metrics = None
         try:
             while step < spec.steps:
-                if time.perf_counter() - start > spec.seconds:
+                if clock is not None and time.perf_counter() - clock > spec.seconds:
                     stop = "time"
                     break
                 state, metrics = step_fn(state, step)
                 step += 1
+                if clock is None:
+                    jax.block_until_ready(metrics["loss"])
+                    clock = time.perf_counter()
                 if bar is not None:
                     bar.update(1)
                 if step % spec.eval_every == 0 or step == spec.steps:
@@ -157,6 +185,7 @@ def run_phase(
                     scores = evaluate(state)
                     t = spec.t_offset + time.perf_counter() - start
                     curve.append({"step": step, "t": round(t, 2), **scores})
+                    best.offer(curve[-1], state)
                     if bar is not None:
                         bar.set_postfix({k: f"{v:.2f}" for k, v in scores.items()})
                     if _plateaued(curve, spec.score_key, spec.patience, spec.min_gain):
@@ -171,15 +200,18 @@ def run_phase(
                 bar.close()
         if metrics is not None:
             _check_loss(float(metrics["loss"]), spec, step, workdir)
-        if not curve or curve[-1]["step"] != step:
+        if curve[-1]["step"] != step:
             scores = evaluate(state)
             t = spec.t_offset + time.perf_counter() - start
             curve.append({"step": step, "t": round(t, 2), **scores})
+            best.offer(curve[-1], state)
+        if best.state is not None and best.score > curve[-1][spec.score_key]:
+            # Keep the best held-out state (early stopping); its step count stays the run's.
+            state = best.state.replace(step=state.step)
         ckpt.save(step, state, step, key)
         ckpt.wait()
         seconds = time.perf_counter() - start
-        best = max((c[spec.score_key] for c in curve), default=None)
-        result = PhaseResult(spec.name, step, round(seconds, 2), curve, best, stop)
+        result = PhaseResult(spec.name, step, round(seconds, 2), curve, best.score, stop)
         write_text_atomic(workdir / CURVE_NAME, json.dumps(curve))
         write_text_atomic(workdir / RESULT_NAME, json.dumps(result.to_json(), indent=2))
     return state, result

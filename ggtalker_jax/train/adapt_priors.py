@@ -10,8 +10,8 @@ PSNR of the held-out frames.
 ``a2e``: the A2E prior's own loss (:func:`ggtalker_jax.train.a2e.make_loss_fn`) on windows
 of the first ``1 - a2e_heldout`` of each clip, with the person as the "unknown" identity
 (inference samples them as an unknown speaker), at ``lr_a2e``. Scored by the loss of fixed
-windows and draws of the clips' held-out tails (negated: higher is better); the best state
-is kept (early stopping).
+windows and draws of the clips' held-out tails (negated: higher is better); the phase ends
+on its best state (:func:`~ggtalker_jax.train.adapt_phase.run_phase`: early stopping).
 """
 
 from __future__ import annotations
@@ -188,14 +188,10 @@ def a2e_phase(run, model, prior_folder):
         jax.random.fold_in(jax.random.key(adapt.seed + 1), i) for i in range(HELDOUT_WINDOWS)
     ]
     loss_jit = jax.jit(lambda s, b, k: loss_fn(s.model(), b, k)[0])
-    best = {"score": -np.inf, "params": None}
 
     def evaluate(state):
         pairs = zip(held_batches, held_keys, strict=True)
-        loss = float(np.mean([loss_jit(state, b, k) for b, k in pairs]))
-        if -loss > best["score"]:
-            best["score"], best["params"] = -loss, jax.device_get(state.params)
-        return {"neg_loss": -loss}
+        return {"neg_loss": -float(np.mean([loss_jit(state, b, k) for b, k in pairs]))}
 
     state = run.run(
         run.spec("a2e", "neg_loss"),
@@ -203,7 +199,5 @@ def a2e_phase(run, model, prior_folder):
         lambda s, p: step(s, shard_batch(train_source.batch(p), mesh), jax.random.fold_in(key, p)),
         evaluate,
     )
-    if best["params"] is not None:
-        state = state.replace(params=jax.device_put(best["params"]))
     speaker.prior = state.model()
     return speaker

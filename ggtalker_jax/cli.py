@@ -337,7 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument(
         "--force", action="store_true", help="overwrite the outputs of an earlier demo"
     )
-    add_config_args(demo, "demo.seconds=8")
+    add_config_args(demo, "demo.adapt_seconds=30")
     demo.set_defaults(func=cmd_demo)
     return parser
 

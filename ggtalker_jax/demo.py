@@ -1,13 +1,34 @@
 """``ggtalker demo``: the main job on the embedded default, as a library function.
 
-Builds a one-clip synthetic world (speech → visemes → FLAME → textured-mesh frames from the main
-camera and novel views), then writes what people open: ``demo.mp4`` (the cameras side by side,
-with the speech), ``demo_grid.png`` (a contact sheet), ``head_preview.png`` (the FLAME head under
-expressions and poses) and ``metrics.json`` (facts measured on what was made).
+1. **A person** (:func:`~ggtalker_jax.world.person.write_person`): identity 0 of world
+   ``config.seed`` (0 in the shipped configs: the priors trained on seeds 1 to 4), speaking
+   three clips:
+   ``adapt_<language>`` (the adaptation clip, main camera only), ``heldout_<language>`` (a
+   sentence adaptation never hears, with ``demo.views`` extra cameras) and
+   ``heldout_<other_language>`` (a sentence in another language).
+2. **Adaptation** (:func:`~ggtalker_jax.train.adapt.adapt_identity`) of the shipped priors to
+   the adaptation clip, with what is left of the demo's time budget (``demo.minutes`` minus
+   the time spent so far minus ``demo.reserve_minutes``).
+3. **Speaking** (:class:`~ggtalker_jax.infer.TalkingHead`): the identity says each held-out
+   sentence from its audio alone (its A2E decoder makes the motion; head pose, camera and
+   background come from that clip), once from the clip's camera and once from a novel one
+   (the clip's first extra camera, or the main camera orbited by 30 degrees), and each case
+   with ground truth is scored (:func:`~ggtalker_jax.eval.talking.score_case`).
+4. **Outputs**: ``demo.mp4`` (ground truth | ours | ours from the novel camera, side by side,
+   with the sound: the held-out sentence, then the other-language one appended in the same
+   three columns), ``demo_grid.png`` (ground truth | ours | error at ``demo.grid_frames``
+   instants of each sentence), ``metrics.json`` (the cases' scores, the adaptation's phases,
+   the timings), ``config.json``, and the ``world/`` and ``identity/`` folders the demo made
+   (``ggtalker infer --identity DIR/identity`` makes the person say anything else).
+
+Everything is made in ``DIR/demo.partial/`` and moved into ``DIR`` when complete,
+``metrics.json`` last; a rerun after a kill keeps the finished clips and the adaptation's
+checkpoints (same settings), so it carries on instead of starting over.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -29,9 +50,17 @@ from ggtalker_jax.outputs import (
 
 # Moved into place in this order once all are complete; metrics.json, last, marks a finished
 # demo.
-OUTPUTS = ("world", "config.json", "head_preview.png", "demo_grid.png", "demo.mp4", "metrics.json")
+OUTPUTS = ("world", "identity", "config.json", "demo_grid.png", "demo.mp4", "metrics.json")
 STAGE = "demo.partial"
 _STAGE_MARK = "stage.json"
+_WORLD_MARK = "demo_world.json"
+PERSON = 0
+"""The identity index of the demo's person in world ``config.seed``."""
+NOVEL_YAW = 30.0
+"""Degrees the main camera is orbited by when a sentence has no extra camera."""
+MIN_ADAPT_MINUTES = 0.25
+"""Adaptation's floor when the world took (almost) the whole budget."""
+COLUMNS = ("ground truth", "ours", "ours, novel camera")
 
 
 def _timed(timings: dict, name: str):
@@ -45,16 +74,68 @@ def _timed(timings: dict, name: str):
     return _Timer()
 
 
-def _is_own_output(path: Path) -> bool:
-    """Whether an existing ``DIR/<output name>`` is something a demo writes (and so may be
-    replaced): a file for the file names; for ``world``, a ggtalker world holding nothing
-    else (:func:`~ggtalker_jax.world.folder.is_world`)."""
+def person_specs(config: Config):
+    """The demo's three :class:`~ggtalker_jax.world.person.ClipSpec`: adaptation, held-out
+    sentence, held-out sentence in the other language (each its own random stream)."""
+    from ggtalker_jax.world.person import ClipSpec
+
+    d = config.demo
+    return (
+        ClipSpec(f"adapt_{d.language}", d.adapt_seconds, d.language, 0, 0),
+        ClipSpec(f"heldout_{d.language}", d.heldout_seconds, d.language, 1, d.views),
+        ClipSpec(f"heldout_{d.other_language}", d.heldout_seconds, d.other_language, 2, 0),
+    )
+
+
+# -- what may be replaced ----------------------------------------------------------------------
+
+
+def _is_demo_world(path: Path) -> bool:
+    """A folder the demo's step 1 wrote: its mark, clip folders and unfinished clips only."""
+    from ggtalker_jax.data.clip import holds_only_clip_files
     from ggtalker_jax.world.folder import is_world
 
+    if path.is_symlink() or not path.is_dir():
+        return False
+    if is_world(path):  # what earlier versions of the demo wrote
+        return True
+    try:
+        mark = json.loads((path / _WORLD_MARK).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    if not isinstance(mark, dict) or mark.get("ggtalker") != "demo world":
+        return False
+    for entry in path.iterdir():
+        clip = entry.is_dir() and not entry.is_symlink() and holds_only_clip_files(entry)
+        if entry.name != _WORLD_MARK and not (clip or is_partial(entry)):
+            return False
+    return True
+
+
+def _is_identity(path: Path) -> bool:
+    """A finished identity folder holding only what adaptation writes."""
+    from ggtalker_jax.identity import INFO_NAME, KIND, OWNED
+
+    if path.is_symlink() or not path.is_dir():
+        return False
+    try:
+        info = json.loads((path / INFO_NAME).read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return False
+    if not isinstance(info, dict) or info.get("kind") != KIND:
+        return False
+    return all(e.name in OWNED or is_partial(e) for e in path.iterdir())
+
+
+def _is_own_output(path: Path) -> bool:
+    """Whether an existing ``DIR/<output name>`` is something a demo writes (and so may be
+    replaced): a file for the file names, a demo world or a finished identity folder."""
     if path.is_symlink():
         return False
     if path.name == "world":
-        return is_world(path)
+        return _is_demo_world(path)
+    if path.name == "identity":
+        return _is_identity(path)
     return path.is_file()
 
 
@@ -74,7 +155,8 @@ def _claim(out_dir: Path, force: bool) -> Path:
     Existing demo outputs are replaced only with ``force``, except those an interrupted run
     of the demo moved in (its staging folder is still there and no ``metrics.json`` says it
     finished). A path with an output's name that the demo would not write (a folder named
-    ``demo.mp4``, a ``world`` that is not a ggtalker world) is refused, ``force`` or not.
+    ``demo.mp4``, a ``world`` or ``identity`` holding a user's files) is refused, ``force``
+    or not.
     """
     from ggtalker_jax.world.folder import enclosing_world, read_world_stamp
 
@@ -109,24 +191,37 @@ def _claim(out_dir: Path, force: bool) -> Path:
     return stage
 
 
-def _open_stage(stage: Path, world_stamp: str) -> None:
-    """Create the staging folder, keeping a world there that an interrupted run of the same
-    settings left (it resumes); everything else in it is rebuilt."""
-    from ggtalker_jax.world.folder import STAMP
+# -- staging -------------------------------------------------------------------------------
 
+
+def _read_mark(path: Path) -> dict:
+    try:
+        mark = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return {}
+    return mark if isinstance(mark, dict) else {}
+
+
+def _open_stage(stage: Path, person: dict, adaptation: dict) -> None:
+    """Create the staging folder, keeping what an interrupted run of the same settings left
+    (it resumes): its world (the same ``person``), and with it the identity adapted from that
+    world with the same ``adaptation`` (config and priors). Everything else is rebuilt."""
     stage.mkdir(parents=True, exist_ok=True)
-    write_text_atomic(stage / _STAGE_MARK, json.dumps({"ggtalker": "demo staging"}) + "\n")
     world = stage / "world"
-    keep = world.is_dir() and (world / STAMP).is_file()
-    keep = keep and (world / STAMP).read_text(encoding="utf-8").strip() == world_stamp
+    keep_world = _read_mark(world / _WORLD_MARK).get("person") == person
+    keep_identity = keep_world and _read_mark(stage / _STAGE_MARK).get("adaptation") == adaptation
+    mark = {"ggtalker": "demo staging", "adaptation": adaptation}
+    write_text_atomic(stage / _STAGE_MARK, json.dumps(mark) + "\n")
+    kept = {_STAGE_MARK} | ({"world"} if keep_world else set())
+    kept |= {"identity"} if keep_identity else set()
     for entry in stage.iterdir():
-        if entry.name != _STAGE_MARK and not (keep and entry.name == "world"):
+        if entry.name not in kept:
             remove_path(entry)
 
 
 def _publish(stage: Path, out_dir: Path) -> None:
     """Move the finished outputs from ``stage`` into ``out_dir``, ``metrics.json`` last, then
-    remove ``stage``. Files are replaced by one rename each; the world folder by two.
+    remove ``stage``. Files are replaced by one rename each; folders by two.
 
     An earlier demo's ``metrics.json`` goes first: a kill while publishing must not leave
     new outputs beside an old marker that says the set is finished.
@@ -146,189 +241,315 @@ def _publish(stage: Path, out_dir: Path) -> None:
     remove_path(stage)
 
 
-def run_demo(out_dir: str | Path, config: Config, force: bool = False, progress: bool = True):
-    """Build the demo world and write the demo outputs into ``out_dir``.
+# -- the run -------------------------------------------------------------------------------
 
-    Everything is made in ``out_dir/demo.partial/`` and moved into ``out_dir`` when complete,
-    so a killed demo leaves no output that looks finished, and its rerun (same command, no
-    ``--force``) carries on: a world the killed run finished is kept.
+
+def run_demo(
+    out_dir: str | Path,
+    config: Config,
+    force: bool = False,
+    progress: bool = True,
+    priors: str | Path | None = None,
+) -> dict:
+    """Make the demo's person, adapt the priors to it, make it speak, write the outputs.
+
+    Everything is made in ``out_dir/demo.partial/`` and moved into ``out_dir`` when complete
+    (module docstring), so a killed demo leaves no output that looks finished, and its rerun
+    (same command, no ``--force``) carries on.
 
     Args:
       out_dir: output folder (created); an existing output is refused unless ``force``.
-      config: the resolved config (``config.demo`` sizes the world, ``config.preview`` the
-        head preview).
+      config: the resolved config (``config.demo`` sizes the person and the time budget,
+        ``config.adapt`` the adaptation).
       force: replace existing outputs (only the demo's own: see :func:`_claim`).
-      progress: show the world's progress bar.
+      progress: show progress bars.
+      priors: a folder with ``e2v/``, ``a2e/``, ``inpainter/`` (default: the shipped
+        priors ``config.adapt.priors`` names).
 
     Returns:
       The metrics dict (also written to ``out_dir/metrics.json``).
 
     Raises:
       InputError: an output exists and ``force`` is not set, an output path holds something
-        the demo did not write, an unwritable ``out_dir``, an unknown voice, or a demo too
-        large for the free memory; another demo writing the same ``out_dir``.
+        the demo did not write, an unwritable ``out_dir``, an unknown voice, a missing
+        prior, or a demo too large for the free memory; another demo writing ``out_dir``.
     """
-    from ggtalker_jax.config import WorldConfig
     from ggtalker_jax.flame import load_flame
+    from ggtalker_jax.train.adapt import resolve_priors
     from ggtalker_jax.world.speech import check_voice
 
+    start = time.perf_counter()
     # Everything that can be refused is refused before the lock creates the folder.
     out_dir = output_dir(out_dir)
     _claim(out_dir, force)
-    demo = config.demo
-    check_voice(demo.language)
+    check_voice(config.demo.language)
+    check_voice(config.demo.other_language)
+    if config.demo.other_language == config.demo.language:
+        raise InputError(
+            f"config: demo.other_language={config.demo.other_language!r} is demo.language too; "
+            "pick another voice for the cross-language sentence (--set demo.other_language=de)"
+        )
+    resolve_priors(config.adapt, priors)
+    _check_demo_memory(config)
     model = load_flame(config.flame_model or None)
-    world = WorldConfig(
-        identities=1,
-        clips_per_identity=1,
-        seconds=demo.seconds,
-        resolution=demo.resolution,
-        seed=config.seed,
-        languages=(demo.language,),
-        views=demo.views,
-    )
-    _check_demo_memory(world)
     with exclusive(out_dir, "demo"):
-        return _run_demo(out_dir, model, world, config, force, progress)
-
-
-def _run_demo(out_dir: Path, model, world, config: Config, force: bool, progress: bool) -> dict:
-    """Stage, make and publish the outputs (under the folder's lock)."""
-    from ggtalker_jax.world.folder import world_stamp_text
-
-    stage = _claim(out_dir, force)  # again: another run may have finished meanwhile
-    _open_stage(stage, world_stamp_text(model, world))
-    metrics = _make_outputs(stage, out_dir, model, world, config, progress)
-    _publish(stage, out_dir)
+        stage = _claim(out_dir, force)  # again: another run may have finished meanwhile
+        # What makes a staged world, and an identity adapted from it, the same as this run's.
+        person = {"specs": [dataclasses.asdict(s) for s in person_specs(config)]}
+        person |= {"resolution": config.demo.resolution, "seed": config.seed}
+        person |= {"identity": PERSON, "model": model.source}
+        adaptation = {"config": config.to_json(), "priors": priors and str(priors)}
+        _open_stage(stage, json.loads(json.dumps(person)), adaptation)
+        metrics = _make_outputs(stage, out_dir, model, config, person, priors, start, progress)
+        _publish(stage, out_dir)
     return metrics
 
 
-def _check_demo_memory(world) -> None:
-    from ggtalker_jax.world.generate import clip_memory_bytes
+def _check_demo_memory(config: Config) -> None:
+    from ggtalker_jax.types import FPS
 
-    # The world's clip, read back, plus the side-by-side video frames.
-    cameras = 1 + world.views
-    need = clip_memory_bytes(world) + cameras * world.n_frames * world.resolution**2 * 8
+    d = config.demo
+    frames = round(d.adapt_seconds * FPS) + round(d.heldout_seconds * FPS) * (2 + d.views)
+    # Every clip held as frames and masks (twice over while adapting: host and device), the
+    # adaptation clip's render targets, and the video's columns for both sentences.
+    pixels = d.resolution**2
+    need = 2 * frames * pixels * 5 + 2 * round(d.heldout_seconds * FPS) * 3 * pixels * 3 * 2
     require_memory(
         need,
-        f"demo: {world.n_frames} frames x {cameras} cameras at "
-        f"{world.resolution}x{world.resolution}",
-        "lower demo.seconds, demo.resolution or demo.views (--set demo.resolution=256)",
+        f"demo: {frames} frames at {d.resolution}x{d.resolution}",
+        "lower demo.adapt_seconds, demo.heldout_seconds, demo.resolution or demo.views "
+        "(--set demo.resolution=128)",
     )
 
 
-def _make_outputs(stage: Path, out_dir: Path, model, world, config: Config, progress: bool):
+def _make_outputs(stage, out_dir, model, config, person, priors, start, progress) -> dict:
     """Write every demo output into ``stage``; returns the metrics (paths as published)."""
-    from ggtalker_jax.data.clip import read_clip
-    from ggtalker_jax.data.video import probe_media, write_mp4
-    from ggtalker_jax.eval import inner_lip_distance, landmarks_on_mask, lip_energy_report
-    from ggtalker_jax.eval.report import contact_sheet
-    from ggtalker_jax.flame import flame_forward
-    from ggtalker_jax.render.preview import default_cells, render_preview_grid
-    from ggtalker_jax.types import FPS
-    from ggtalker_jax.world.folder import write_world
-    from ggtalker_jax.world.generate import clip_name
+    from ggtalker_jax.world.person import write_person
 
-    demo = config.demo
     timings: dict[str, float] = {}
-    start = time.perf_counter()
     with _timed(timings, "world_s"):
-        write_world(stage / "world", model, world, progress=progress)
-    clip_dir = stage / "world" / clip_name(0, 0)
-    with _timed(timings, "read_back_s"):
-        clip = read_clip(clip_dir)  # validates what was written
-
-    with _timed(timings, "video_s"):
-        cameras = [clip.frames, *(v.frames for v in clip.views)]
-        side_by_side = np.concatenate(cameras, axis=2)
-        with atomic_file(stage / "demo.mp4") as tmp:
-            write_mp4(tmp, side_by_side, FPS, audio_path=clip_dir / "audio.wav")
-        del side_by_side
-
-    with _timed(timings, "grid_s"):
-        t = clip.n_frames
-        picks = np.linspace(0, t - 1, demo.grid_frames).round().astype(int)
-        names = ["main view"] + [f"novel view {k + 1}" for k in range(len(clip.views))]
-        sheet = contact_sheet(
-            [cam[picks] for cam in cameras],
-            row_labels=names,
-            col_labels=[f"t={i / FPS:.2f} s" for i in picks],
+        world = stage / "world"
+        world.mkdir(exist_ok=True)
+        write_text_atomic(
+            world / _WORLD_MARK, json.dumps({"ggtalker": "demo world", "person": person}) + "\n"
         )
-        with atomic_file(stage / "demo_grid.png") as tmp:
-            sheet.save(tmp)
-
-    with _timed(timings, "head_preview_s"):
-        cells = default_cells(model, config.preview.expression_strength)
-        with atomic_file(stage / "head_preview.png") as tmp:
-            render_preview_grid(model, cells, config.preview.cell_size).save(tmp)
-
-    with _timed(timings, "metrics_s"):
-        landmarks = np.asarray(flame_forward(model, clip.flame).landmarks)
-        lips = lip_energy_report(inner_lip_distance(landmarks), clip.audio)
-        on_head = {
-            "main": float(landmarks_on_mask(landmarks, clip.viewmat, clip.K, clip.head_mask).mean())
-        }
-        for k, view in enumerate(clip.views):
-            on_head[f"view{k + 1}"] = float(
-                landmarks_on_mask(landmarks, view.viewmat, view.K, view.head_mask).mean()
-            )
-        video = probe_media(stage / "demo.mp4")
-        wav = probe_media(clip_dir / "audio.wav")
+        specs = person_specs(config)
+        clips = write_person(
+            world, model, specs, config.demo.resolution, config.seed, PERSON, progress=progress
+        )
+    with _timed(timings, "adapt_s"):
+        adaptation = _adapt(
+            stage / "identity", clips[specs[0].name], config, priors, start, progress
+        )
+    with _timed(timings, "speak_s"):
+        heldout = [clips[s.name] for s in specs[1:]]
+        cases, spoken = _speak(stage / "identity", heldout, config, progress)
+    with _timed(timings, "video_s"):
+        video = {"path": str(out_dir / "demo.mp4"), **_write_video(stage / "demo.mp4", spoken)}
+    with _timed(timings, "grid_s"):
+        _write_grid(stage / "demo_grid.png", spoken, config.demo.grid_frames)
     timings["total_s"] = round(time.perf_counter() - start, 2)
-
     metrics = {
-        "clip": str(out_dir / "world" / clip_name(0, 0)),
-        "identity": clip.meta["identity"],
-        "language": clip.meta["language"],
-        "frames": t,
-        "fps": FPS,
-        "resolution": [int(clip.frames.shape[2]), int(clip.frames.shape[1])],
-        "cameras": len(cameras),
-        "duration_s": {
-            "demo_mp4": video["duration"],
-            "audio_wav": wav["duration"],
-            "frames": t / FPS,
+        "person": {
+            "world": str(out_dir / "world"),
+            "seed": config.seed,
+            "identity": PERSON,
+            "resolution": [config.demo.resolution] * 2,
+            "clips": {s.name: dataclasses.asdict(s) for s in specs},
         },
-        "demo_mp4_has_audio": bool(video["audio"]),
-        "lips": {
-            "mouth_energy_r": round(lips["r"], 4),
-            "opening_speech_mm": round(lips["speech_mm"], 2),
-            "opening_silence_mm": round(lips["silence_mm"], 2),
-            "silent_frames": lips["silent_frames"],
-        },
-        "landmarks_on_head_mask": {k: round(v, 4) for k, v in on_head.items()},
-        "phonemes": len(clip.meta.get("phonemes", [])),
-        "model": {
-            "source": model.source,
-            "vertices": model.n_vertices,
-            "faces": int(model.faces.shape[0]),
-        },
+        "identity": str(out_dir / "identity"),
+        "adaptation": adaptation,
+        "cases": cases,
+        "video": video,
+        "grid": str(out_dir / "demo_grid.png"),
+        "budget_minutes": config.demo.minutes,
         "timings_s": timings,
         "config": config.name,
     }
     write_text_atomic(stage / "config.json", config.to_json() + "\n")
-    write_text_atomic(stage / "metrics.json", json.dumps(metrics, indent=2) + "\n")
+    text = json.dumps(metrics, indent=2, allow_nan=False) + "\n"
+    write_text_atomic(stage / "metrics.json", text)
     return metrics
+
+
+def _adapt(identity: Path, clip: Path, config: Config, priors, start: float, progress) -> dict:
+    """Adapt (or resume, or keep a finished identity an interrupted run left) with what is
+    left of the budget; returns adaptation's record for the metrics."""
+    from ggtalker_jax.identity import INFO_NAME
+    from ggtalker_jax.train.adapt import adapt_identity
+
+    resumed = (identity / INFO_NAME).is_file()
+    if not resumed:
+        d = config.demo
+        left = d.minutes - (time.perf_counter() - start) / 60.0 - d.reserve_minutes
+        minutes = max(left, MIN_ADAPT_MINUTES)
+        adapt_identity([clip], identity, config, priors, minutes, progress=progress)
+    record = json.loads((identity / "metrics.json").read_text(encoding="utf-8"))
+    return {
+        "budget_minutes": round(record["minutes"], 3),
+        "seconds": record["seconds"],
+        "kept_from_an_interrupted_run": resumed,
+        "phases": {
+            name: {
+                **{k: phase[k] for k in ("steps", "seconds", "stop")},
+                "best": None if phase["best"] is None else round(phase["best"], 4),
+            }
+            for name, phase in record["phases"].items()
+        },
+    }
+
+
+# -- speaking and scoring --------------------------------------------------------------------
+
+
+@dataclasses.dataclass
+class Spoken:
+    """One held-out sentence said by the identity: the clip, and ``[T, H, W, 3]`` uint8
+    frames of the ground truth, ours and ours from the novel camera (``T`` frames)."""
+
+    name: str
+    language: str
+    audio: np.ndarray  # [T * samples per frame] float32, 16 kHz
+    truth: np.ndarray
+    ours: np.ndarray
+    novel: np.ndarray
+    novel_camera: str
+
+
+SCORES = ("psnr", "ssim", "head_psnr", "head_ssim", "lip_vertex_error_mm", "opening_r")
+SCORES += ("opening_mm", "true_opening_mm", "landmark_px", "frames")
+
+
+def _plain_scores(scores: dict) -> dict:
+    """The :data:`SCORES` of a case, rounded, ``None`` for a missing or non-finite value."""
+    out = {}
+    for k in SCORES:
+        v = scores.get(k)
+        v = None if v is None or not np.isfinite(v) else v
+        out[k] = v if v is None or k == "frames" else round(float(v), 4)
+    return out
+
+
+def _speak(identity: Path, folders: list[Path], config: Config, progress: bool):
+    """Each held-out clip said by the identity, from its camera and a novel one, scored;
+    returns ``({case name: scores}, [Spoken])``."""
+    import jax
+
+    from ggtalker_jax.data.clip import read_clip
+    from ggtalker_jax.eval.identity import case_name
+    from ggtalker_jax.eval.talking import score_case
+    from ggtalker_jax.infer import CameraSpec, TalkingHead
+    from ggtalker_jax.types import FLAME_PARAM_FIELDS, FPS, SAMPLE_RATE, FlameParams
+
+    head = TalkingHead.load(identity)
+    model = head.head.template.model
+    key = jax.random.key(config.seed)
+    cases, spoken = {}, []
+    for n, folder in enumerate(folders):
+        clip = read_clip(folder)
+        motion = head.motion(clip.audio, jax.random.fold_in(key, n))
+        t = min(motion["expression"].shape[0], clip.n_frames)
+        motion = {k: v[:t] for k, v in motion.items()}
+        params, viewmat, K, idx = head.drive(motion, pose_from=clip)
+        truth = FlameParams(
+            shape=np.asarray(clip.flame.shape),
+            **{k: np.asarray(getattr(clip.flame, k))[:t] for k in FLAME_PARAM_FIELDS[1:]},
+        )
+        ours = head.render(params, viewmat, K, idx, pose_from=clip, progress=progress)
+        cases[case_name(clip, head.clip.meta, folder)] = _plain_scores(
+            score_case(model, ours, params, truth, viewmat, K, clip.frames[:t], clip.head_mask[:t])
+        )
+        if clip.views:  # the clip's first extra camera: ground truth to score against
+            view = clip.views[0]
+            vm, vk = view.viewmat[:t], view.K[:t]
+            novel = head.render(params, vm, vk, idx, pose_from=clip, progress=progress)
+            cases[f"novel view {folder.name}"] = _plain_scores(
+                score_case(model, novel, params, truth, vm, vk, view.frames[:t], view.head_mask[:t])
+            )
+            camera = f"{folder.name}/views/0"
+        else:
+            orbit = head.drive(motion, pose_from=clip, camera=CameraSpec(yaw=NOVEL_YAW))
+            novel = head.render(*orbit, pose_from=clip, progress=progress)
+            camera = f"main camera orbited by {NOVEL_YAW:g} degrees"
+        per_frame = SAMPLE_RATE // FPS
+        audio = np.zeros(t * per_frame, np.float32)
+        audio[: min(len(clip.audio), len(audio))] = clip.audio[: len(audio)]
+        language = str(clip.meta.get("language", "?"))
+        spoken.append(Spoken(folder.name, language, audio, clip.frames[:t], ours, novel, camera))
+    return cases, spoken
+
+
+# -- pictures and video ----------------------------------------------------------------------
+
+
+def _write_video(path: Path, spoken: list[Spoken]) -> dict:
+    """:data:`COLUMNS` side by side, the sentences one after the other, with their sound."""
+    from ggtalker_jax.data.video import probe_media
+    from ggtalker_jax.eval.talking import side_by_side_video
+
+    columns = [
+        np.concatenate([s.truth for s in spoken]),
+        np.concatenate([s.ours for s in spoken]),
+        np.concatenate([s.novel for s in spoken]),
+    ]
+    audio = np.concatenate([s.audio for s in spoken])
+    side_by_side_video(path, columns, audio, COLUMNS)
+    probe = probe_media(path)
+    return {
+        "duration_s": round(probe["duration"], 2),
+        "has_audio": bool(probe["audio"]),
+        "columns": list(COLUMNS),
+        "segments": [
+            {"clip": s.name, "language": s.language, "frames": len(s.ours), "novel": s.novel_camera}
+            for s in spoken
+        ],
+    }
+
+
+def _write_grid(path: Path, spoken: list[Spoken], per_sentence: int) -> None:
+    """Ground truth | ours | error at ``per_sentence`` instants of each sentence."""
+    from ggtalker_jax.eval.talking import comparison_grid
+    from ggtalker_jax.types import FPS
+
+    truth, ours, labels = [], [], []
+    for s in spoken:
+        t = len(s.ours)
+        picks = np.unique(np.linspace(0, t - 1, min(per_sentence, t)).round().astype(int))
+        truth.append(s.truth[picks])
+        ours.append(s.ours[picks])
+        labels += [f"{s.language} {i / FPS:.1f} s" for i in picks]
+    truth, ours = np.concatenate(truth), np.concatenate(ours)
+    grid = comparison_grid(truth, ours, range(len(ours)), labels)
+    with atomic_file(path) as tmp:
+        grid.save(tmp, format="PNG")
 
 
 def summary_lines(out_dir: str | Path, metrics: dict) -> list[str]:
     """A one-screen summary of a demo run (what the CLI prints)."""
+    from ggtalker_jax.eval.talking import summary_table
+
     out_dir = Path(out_dir)
-    lips, dur = metrics["lips"], metrics["duration_s"]
-    w, h = metrics["resolution"]
-    on_head = ", ".join(f"{k} {v:.0%}" for k, v in metrics["landmarks_on_head_mask"].items())
+    person, adaptation, video = metrics["person"], metrics["adaptation"], metrics["video"]
+    w, h = person["resolution"]
+    clips = ", ".join(
+        f"{name} {c['seconds']:g} s" + (f" +{c['views']} view(s)" if c["views"] else "")
+        for name, c in person["clips"].items()
+    )
+    phases = ", ".join(f"{k} {p['steps']}" for k, p in adaptation["phases"].items())
+    t = metrics["timings_s"]
     return [
-        f"world         {metrics['clip']} ({metrics['identity']}, {metrics['language']}, "
-        f"{metrics['frames']} frames at {w}x{h}, {metrics['cameras']} cameras)",
-        f"video         {out_dir / 'demo.mp4'} ({dur['demo_mp4']:.2f} s, audio "
-        f"{dur['audio_wav']:.2f} s, cameras side by side, with sound)",
-        f"contact sheet {out_dir / 'demo_grid.png'}",
-        f"head preview  {out_dir / 'head_preview.png'}",
+        f"person        {out_dir / 'world'} ({w}x{h}: {clips})",
+        f"identity      {out_dir / 'identity'} (adapted in {adaptation['seconds']:.0f} s on a "
+        f"{adaptation['budget_minutes']:.1f} min budget; steps: {phases})",
+        f"video         {out_dir / 'demo.mp4'} ({video['duration_s']:.2f} s: "
+        f"{' | '.join(video['columns'])}; "
+        f"{' then '.join(s['clip'] for s in video['segments'])}; with sound)",
+        f"grid          {out_dir / 'demo_grid.png'} (ground truth | ours | error)",
         f"metrics       {out_dir / 'metrics.json'}",
-        f"lips vs sound r = {lips['mouth_energy_r']:.2f}; mouth opening "
-        f"{lips['opening_speech_mm']:.1f} mm in loud frames, "
-        f"{lips['opening_silence_mm']:.1f} mm in silence",
-        f"landmarks on the head mask: {on_head}",
-        f"done in {metrics['timings_s']['total_s']:.1f} s "
-        f"(world {metrics['timings_s']['world_s']:.1f} s)",
+        *summary_table(metrics),
+        f"done in {t['total_s']:.0f} s (world {t['world_s']:.0f} s, adaptation "
+        f"{t['adapt_s']:.0f} s, speaking and scoring {t['speak_s']:.0f} s) of a "
+        f"{metrics['budget_minutes']:g} min budget",
+        f"next          ggtalker infer --identity {out_dir / 'identity'} --text 'Hello there.' "
+        "--out hello.mp4",
     ]

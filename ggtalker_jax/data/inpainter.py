@@ -134,6 +134,7 @@ def _box3(x: jax.Array) -> jax.Array:
     return total / 9.0
 
 
+@functools.partial(jax.jit, static_argnames=("config",))
 def examples_from_draws(frames, head_mask, draws: dict, config: InpainterDataConfig):
     """:func:`make_examples` given its draws (:func:`draw_example_randomness`).
 

@@ -29,9 +29,9 @@ from flax import nnx
 from ggtalker_jax.config.inpainter import InpainterConfig, InpainterDataConfig
 from ggtalker_jax.errors import InputError
 from ggtalker_jax.models.layers import ConvBlock, Downsample, ResBlock, Upsample, compute_dtype
-from ggtalker_jax.render.compose import composite, hole_mask, inpainter_inputs, over
+from ggtalker_jax.render.compose import composite, inpainter_inputs, over
 
-__all__ = ["INPUT_CHANNELS", "BodyInpainter", "InpaintUNet", "hole_radius", "inpaint"]
+__all__ = ["INPUT_CHANNELS", "BodyInpainter", "InpaintUNet", "hole_radius"]
 
 INPUT_CHANNELS = 8  # head RGB 3, alpha 1, holed frame 3, hole 1
 
@@ -131,30 +131,7 @@ class BodyInpainter(nnx.Module):
 
 
 def hole_radius(config: InpainterDataConfig, height: int) -> float:
-    """The dilation radius, in pixels, to cut a frame of ``height`` rows at inference: the
-    middle of the training range (``min_dilation..max_dilation`` of the side)."""
+    """The dilation radius, in pixels, to cut the hole of a frame of ``height`` rows with
+    (:func:`~ggtalker_jax.render.compose.hole_mask`) at inference and adaptation: the middle
+    of the training range (``min_dilation..max_dilation`` of the side)."""
     return 0.5 * (config.min_dilation + config.max_dilation) * height
-
-
-def inpaint(
-    inpainter: BodyInpainter,
-    head_rgb: jax.Array,
-    head_alpha: jax.Array,
-    frame: jax.Array,
-    frame_head_mask: jax.Array,
-    radius: float,
-) -> jax.Array:
-    """Cut the hole (:func:`~ggtalker_jax.render.compose.hole_mask` of the rendered head and
-    the frame's own head mask, grown by ``radius`` px, e.g. :func:`hole_radius`) and inpaint.
-
-    Args:
-      inpainter: the network.
-      head_rgb: ``[B, H, W, 3]`` premultiplied rendered head.  head_alpha: ``[B, H, W]``.
-      frame: ``[B, H, W, 3]`` original frames.  frame_head_mask: ``[B, H, W]`` their heads.
-      radius: the dilation, pixels (a Python number).
-
-    Returns:
-      ``[B, H, W, 3]`` final frames.
-    """
-    hole = hole_mask(head_alpha, frame_head_mask, radius)
-    return inpainter(head_rgb, head_alpha, frame, hole)

@@ -7,6 +7,7 @@ Each case runs in a scratch folder that also holds a user's files (``src/main.c`
 
 import contextlib
 import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -91,7 +92,8 @@ def test_force_never_removes_what_ggtalker_did_not_write(user_dir, capsys, args,
 
 
 def test_demo_refuses_outputs_it_did_not_write(user_dir, capsys):
-    """A user's folder named ``world`` or ``demo.mp4`` in the demo's --out is not replaced."""
+    """A user's folder named ``world``, ``identity`` or ``demo.mp4`` in the demo's --out is not
+    replaced, nor an identity folder holding a user's file beside adaptation's."""
     out = user_dir / "out"
     (out / "world").mkdir(parents=True)
     (out / "world" / "mine.txt").write_text("mine\n")
@@ -102,9 +104,49 @@ def test_demo_refuses_outputs_it_did_not_write(user_dir, capsys):
     (out / "demo.mp4").mkdir()
     refuse(capsys, ["demo", "--out", "out", "--force"], "out/demo.mp4: is not a ggtalker demo")
     (out / "demo.mp4").rmdir()
+    (out / "identity").mkdir()
+    (out / "identity" / "identity.json").write_text('{"kind": "ggtalker-identity"}')
+    (out / "identity" / "mine.txt").write_text("mine\n")
+    refuse(capsys, ["demo", "--out", "out", "--force"], "out/identity: is not a ggtalker demo")
+    for name in ("identity.json", "mine.txt"):
+        (out / "identity" / name).unlink()
+    (out / "identity").rmdir()
     (out / "world").mkdir()
     (out / "world" / "mine.txt").write_text("mine\n")
     assert snapshot(user_dir) == before
+
+
+def fake_demo_outputs(stage, out_dir, model, config, person, priors, start, progress):
+    """What ``demo._make_outputs`` leaves in the stage, without the work (stand-in files)."""
+    from ggtalker_jax import demo
+
+    (stage / "world" / "adapt_en").mkdir(parents=True, exist_ok=True)
+    mark = {"ggtalker": "demo world", "person": person}
+    (stage / "world" / demo._WORLD_MARK).write_text(json.dumps(mark))
+    (stage / "world" / "adapt_en" / "meta.json").write_text("{}")
+    (stage / "identity").mkdir(exist_ok=True)
+    (stage / "identity" / "identity.json").write_text('{"kind": "ggtalker-identity"}')
+    for name in ("config.json", "demo_grid.png", "demo.mp4"):
+        (stage / name).write_text(f"made at {start}")
+    (stage / "metrics.json").write_text("{}")
+    return {}
+
+
+def test_demo_force_replaces_only_its_own_outputs(user_dir, capsys, monkeypatch):
+    """A finished demo is refused without --force; with it, the demo's outputs (its world and
+    identity folders included) are replaced and a user's file beside them survives."""
+    from ggtalker_jax import demo
+
+    monkeypatch.setattr(demo, "_make_outputs", fake_demo_outputs)
+    monkeypatch.setattr(demo, "summary_lines", lambda out, metrics: ["done"])
+    assert main(["demo", "--out", "out"]) == 0
+    first = (user_dir / "out" / "demo.mp4").read_text()
+    (user_dir / "out" / "notes.txt").write_text("mine\n")
+    refuse(capsys, ["demo", "--out", "out"], "out/demo.mp4: already exists; pass --force")
+    assert main(["demo", "--out", "out", "--force"]) == 0
+    out = user_dir / "out"
+    assert (out / "demo.mp4").read_text() != first and (out / "notes.txt").read_text() == "mine\n"
+    assert sorted(p.name for p in out.iterdir()) == sorted([*demo.OUTPUTS, "notes.txt"])
 
 
 def test_unwritable_locations_are_one_line(user_dir, capsys):
@@ -150,13 +192,16 @@ def test_world_sizes_are_bounded_before_any_work(user_dir, capsys, args, message
         (["--set", "demo=3"], "'demo' is a section, not a value; set one of its fields"),
         (["--set", "preview.cell_size=100000"], "preview.cell_size=100000 is invalid"),
         (["--set", "preview=1"], "'preview' is a section"),
-        (["--set", "demo.seconds=inf"], "not a valid finite number"),
+        (["--set", "demo.adapt_seconds=inf"], "not a valid finite number"),
         (["--set", "demo.views=two"], "not a valid integer"),
-        (["--set", "demo.seconds"], "expected key=value"),
+        (["--set", "demo.adapt_seconds"], "expected key=value"),
         (["--set", "demo.nope=1"], "unknown key 'nope'"),
-        (["--set", "demo.seconds.x=1"], "'seconds' has no sub-keys"),
+        (["--set", "demo.adapt_seconds.x=1"], "'adapt_seconds' has no sub-keys"),
+        (["--set", "demo.minutes=0"], "demo.minutes=0.0 is invalid"),
+        (["--set", "demo.heldout_seconds=0.1"], "demo.heldout_seconds=0.1 is invalid"),
+        (["--set", "demo.other_language=qq"], "unknown espeak voice 'qq'"),
         (
-            ["--set", "demo.seconds=60", "--set", "demo.resolution=2048", "--set", "demo.views=8"],
+            ["--set", "demo.adapt_seconds=120", "--set", "demo.resolution=2048"],
             "GiB of memory, but",
         ),
     ],
@@ -312,12 +357,14 @@ def test_an_empty_stage_or_a_half_published_demo_reruns_without_force(tmp_path, 
     (out / demo.STAGE).mkdir(parents=True)
     assert demo._claim(out, force=False) == out / demo.STAGE
     # An earlier finished demo, and a new one staged and half published when the kill came.
-    for name in ("demo.mp4", "demo_grid.png", "head_preview.png", "config.json", "metrics.json"):
+    for name in ("demo.mp4", "demo_grid.png", "config.json", "metrics.json"):
         (out / name).write_text("old")
         (out / demo.STAGE / name).write_text("new")
     (out / demo.STAGE / demo._STAGE_MARK).write_text("{}")
-    (out / demo.STAGE / "world").mkdir()
+    for folder in ("world", "identity"):
+        (out / demo.STAGE / folder).mkdir()
     (out / demo.STAGE / "world" / "world.json").write_text('{"config": {}, "model": "m"}')
+    (out / demo.STAGE / "identity" / "identity.json").write_text('{"kind": "ggtalker-identity"}')
     moved = []
 
     def replace_then_die(src, dst):

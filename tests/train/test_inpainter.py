@@ -50,7 +50,7 @@ SMALL = [
     "inpainter.learning_rate=0.005",
     "inpainter.warmup_steps=0",
     "inpainter.log_every=1",
-    "inpainter.checkpoint_every=2",
+    "inpainter.checkpoint_every=5",
     "inpainter.data.identities=2",
     "inpainter.data.heldout=1",
     "inpainter.data.seconds=0.4",
@@ -123,6 +123,15 @@ def test_sources_are_deterministic_and_refuse_bad_input(small, tmp_path):
     assert not np.array_equal(held.frames[0], source.frames[0])  # other people
     ev = source.evaluation_frames(3)
     assert isinstance(ev, FrameBatch) and ev.frames.shape[0] == 6
+    # What a worker process of a large world writes (run here, in this process).
+    from ggtalker_jax.data.inpainter import _worker_main, world_for_split
+
+    np.savez(tmp_path / "model.npz", **model.to_arrays())
+    world = json.dumps(dataclasses.asdict(world_for_split(data, "train")))
+    _worker_main([str(tmp_path / "model.npz"), model.source, world, "1", str(tmp_path / "w.npz")])
+    with np.load(tmp_path / "w.npz") as part:
+        np.testing.assert_array_equal(part["frames0"], source.frames[1])
+        np.testing.assert_array_equal(part["head0"], source.masks[1])
 
     # A clip folder: the frames (H.264, lossy) and the exact head masks.
     from ggtalker_jax.config import WorldConfig
@@ -329,9 +338,9 @@ def test_the_shipped_tiny_prior_loads_and_beat_its_baseline(small, key):
     assert section == load_config("tiny").inpainter
     assert info["kind"] == "inpainter" and info["eval"]["hole_psnr_gain_db"] > 1.0
     # It runs at another size (a fully convolutional net) and keeps the outside exact.
-    _, _, source = small
+    config, _, source = small
     frames = source.batch(2)
-    examples = make_examples(frames.frames, frames.head_mask, key, section.data)
-    out = predict(inpainter, examples)
+    examples = make_examples(frames.frames, frames.head_mask, key, config.inpainter.data)
+    out = predict(inpainter, examples, chunk=8)
     outside = np.asarray(examples.hole) == 0
     np.testing.assert_array_equal(out[outside], np.asarray(examples.frame)[outside])

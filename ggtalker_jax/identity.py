@@ -122,8 +122,8 @@ def _write_clip(folder: Path, adapted) -> None:
 
 
 def curve_plot(phases: dict, width: int = 720, height: int = 260):
-    """The held-out head PSNR over adaptation time as a PIL image (the head and joint
-    phases; one polyline, the phase boundaries marked)."""
+    """The held-out PSNR over adaptation time as a PIL image: the head-mask PSNR of the head
+    and joint phases, then the full-frame PSNR of the inpainter phase, one colour each."""
     from PIL import Image, ImageDraw
 
     points = [
@@ -152,7 +152,8 @@ def curve_plot(phases: dict, width: int = 720, height: int = 260):
         if len(seg) > 1:
             draw.line(seg, fill=colors[name], width=2)
         if seg:
-            draw.text((seg[0][0] + 3, top - 14), name, fill=colors[name])
+            label = "inpainter (full frame)" if name == "inpainter" else f"{name} (head)"
+            draw.text((seg[0][0] + 3, top - 14), label, fill=colors[name])
     draw.text(
         (left, height - 18), f"seconds (0 to {t.max():.0f}); held-out PSNR, dB", fill=(0, 0, 0)
     )

@@ -167,3 +167,16 @@ def test_cli_refuses_bad_infer_input(tmp_path, capsys):
     rc = main(["infer", "--identity", str(tmp_path / "none"), "--text", "hi", "--out",
                str(tmp_path / "y.mp4")])  # fmt: skip
     assert rc == 2 and "no such folder" in capsys.readouterr().err
+
+
+def test_adapt_refuses_a_clip_without_audio(two_clips, tmp_path):
+    import shutil
+
+    from ggtalker_jax.data.adapt import load_adapt_clips
+
+    model, root = two_clips
+    clip = tmp_path / "silent"
+    shutil.copytree(root / "a", clip)
+    (clip / "audio.wav").unlink()
+    with pytest.raises(InputError, match="audio.wav"):
+        load_adapt_clips([clip], model, 4)

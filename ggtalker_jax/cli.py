@@ -18,6 +18,8 @@ from ggtalker_jax.cli_args import (
     add_eval_parser,
     add_export_parser,
     add_train_parser,
+    check_eval_out,
+    export_run_prior,
     time_limit,
 )
 from ggtalker_jax.config import (
@@ -132,7 +134,6 @@ def cmd_e2v_train(args) -> None:
 
 def cmd_e2v_eval(args) -> None:
     from ggtalker_jax.eval.e2v import evaluate_e2v
-    from ggtalker_jax.outputs import output_dir
     from ggtalker_jax.train.checkpoint import EVAL
 
     model = _load_model(args.model) if args.model else None
@@ -148,31 +149,24 @@ def cmd_e2v_eval(args) -> None:
             raise InputError("e2v eval --prior: pass --out DIR for the metrics and grids")
         generator, e2v, _ = load_e2v_prior(args.prior if args.prior != "shipped" else None, model)
         out = Path(args.out)
-    output_dir(out, what="--out")
-    if (out / "metrics.json").exists() and not args.force:
-        raise InputError(f"{out}/metrics.json: already exists; pass --force to replace it")
+    check_eval_out(out, args.force)
     source = _e2v_eval_source(model or generator.template.model, e2v)
     _print_eval(evaluate_e2v(generator, source, e2v, out), out)
 
 
 def cmd_e2v_export(args) -> None:
-    import json
-
     from ggtalker_jax.priors.e2v import export_e2v_prior
-    from ggtalker_jax.train.checkpoint import EVAL
     from ggtalker_jax.train.e2v import restore_e2v_run
 
     generator, e2v, run_config, step = restore_e2v_run(args.workdir)
-    metrics_path = Path(args.workdir) / EVAL / "metrics.json"
-    provenance = {
-        "flame_model": run_config.get("flame_model", ""),
-        "run_config": run_config.get("name"),
-        "steps": step,
-        "eval": json.loads(metrics_path.read_text()) if metrics_path.is_file() else None,
-    }
-    folder = export_e2v_prior(generator, e2v, args.out, provenance, args.dtype, args.force)
-    size = sum(f.stat().st_size for f in Path(folder).iterdir())
-    print(f"wrote prior {folder} ({size / 1e6:.1f} MB, {args.dtype}, step {step})")
+    export_run_prior(
+        args,
+        run_config,
+        step,
+        lambda provenance: export_e2v_prior(
+            generator, e2v, args.out, provenance, args.dtype, args.force
+        ),
+    )
 
 
 # ``ggtalker world`` flags that are shortcuts for fields of the config's world section.

@@ -84,3 +84,44 @@ def add_eval_parser(sub, help: str, model_help: str, func):
     ev.add_argument("--force", action="store_true", help="replace an earlier evaluation")
     ev.set_defaults(func=func)
     return ev
+
+
+def check_eval_out(out, force: bool) -> None:
+    """An eval command's ``--out``: a folder of ours, with no metrics unless ``--force``.
+
+    Raises:
+      InputError: a folder that is not ours, or earlier metrics without ``--force``.
+    """
+    from ggtalker_jax.outputs import output_dir
+
+    output_dir(out, what="--out")
+    if (out / "metrics.json").exists() and not force:
+        raise InputError(f"{out}/metrics.json: already exists; pass --force to replace it")
+
+
+def export_run_prior(args, run_config: dict, step: int, export, places: int = 1) -> None:
+    """An export command's body: the run's provenance (its FLAME model, config name, step and
+    eval metrics) handed to ``export(provenance) -> folder``, then the written prior's line.
+
+    Args:
+      args: the command's arguments (``workdir``, ``dtype``).
+      run_config: the run's config dict.
+      step: the exported checkpoint's step.
+      export: writes the prior with the provenance; returns its folder.
+      places: decimals of the printed size in MB.
+    """
+    import json
+    from pathlib import Path
+
+    from ggtalker_jax.train.checkpoint import EVAL
+
+    metrics_path = Path(args.workdir) / EVAL / "metrics.json"
+    provenance = {
+        "flame_model": run_config.get("flame_model", ""),
+        "run_config": run_config.get("name"),
+        "steps": step,
+        "eval": json.loads(metrics_path.read_text()) if metrics_path.is_file() else None,
+    }
+    folder = export(provenance)
+    size = sum(f.stat().st_size for f in Path(folder).iterdir())
+    print(f"wrote prior {folder} ({size / 1e6:.{places}f} MB, {args.dtype}, step {step})")

@@ -3,7 +3,6 @@ parse, load, call the library). :mod:`ggtalker_jax.cli` adds them to its parser.
 
 from __future__ import annotations
 
-import json
 import sys
 from pathlib import Path
 
@@ -11,6 +10,8 @@ from ggtalker_jax.cli_args import (
     add_eval_parser,
     add_export_parser,
     add_train_parser,
+    check_eval_out,
+    export_run_prior,
     time_limit,
 )
 from ggtalker_jax.errors import InputError
@@ -79,16 +80,13 @@ def cmd_a2e_train(args) -> None:
 
 def cmd_a2e_eval(args) -> None:
     from ggtalker_jax.flame import load_flame
-    from ggtalker_jax.outputs import output_dir
     from ggtalker_jax.train.checkpoint import EVAL
 
     model = load_flame(args.model) if args.model else None
     if not args.workdir and not args.out:
         raise InputError("a2e eval --prior: pass --out DIR for the metrics and the plot")
     out = Path(args.out or Path(args.workdir) / EVAL)
-    output_dir(out, what="--out")
-    if (out / "metrics.json").exists() and not args.force:
-        raise InputError(f"{out}/metrics.json: already exists; pass --force to replace it")
+    check_eval_out(out, args.force)
     speaker, a2e, _ = load_speaker(args.workdir or args.prior, model)
     if model is None:
         model = load_flame(None)
@@ -138,19 +136,16 @@ def cmd_a2e_sample(args) -> None:
 def cmd_a2e_export(args) -> None:
     from ggtalker_jax.priors.a2e import export_a2e_prior
     from ggtalker_jax.train.a2e import restore_a2e_run
-    from ggtalker_jax.train.checkpoint import EVAL
 
     prior, a2e, identities, run_config, step = restore_a2e_run(args.workdir)
-    metrics_path = Path(args.workdir) / EVAL / "metrics.json"
-    provenance = {
-        "flame_model": run_config.get("flame_model", ""),
-        "run_config": run_config.get("name"),
-        "steps": step,
-        "eval": json.loads(metrics_path.read_text()) if metrics_path.is_file() else None,
-    }
-    folder = export_a2e_prior(prior, a2e, identities, args.out, provenance, args.dtype, args.force)
-    size = sum(f.stat().st_size for f in Path(folder).iterdir())
-    print(f"wrote prior {folder} ({size / 1e6:.1f} MB, {args.dtype}, step {step})")
+    export_run_prior(
+        args,
+        run_config,
+        step,
+        lambda provenance: export_a2e_prior(
+            prior, a2e, identities, args.out, provenance, args.dtype, args.force
+        ),
+    )
 
 
 def add_a2e_parser(sub) -> None:

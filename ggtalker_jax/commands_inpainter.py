@@ -3,13 +3,14 @@ call the library). :mod:`ggtalker_jax.cli` adds them to its parser."""
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 from ggtalker_jax.cli_args import (
     add_eval_parser,
     add_export_parser,
     add_train_parser,
+    check_eval_out,
+    export_run_prior,
     time_limit,
 )
 from ggtalker_jax.errors import InputError
@@ -51,7 +52,6 @@ def cmd_inpainter_train(args) -> None:
 
 def cmd_inpainter_eval(args) -> None:
     from ggtalker_jax.flame import load_flame
-    from ggtalker_jax.outputs import output_dir
     from ggtalker_jax.train.checkpoint import EVAL
     from ggtalker_jax.train.inpainter import evaluate_run
 
@@ -69,29 +69,25 @@ def cmd_inpainter_eval(args) -> None:
         folder = None if args.prior == "shipped" else args.prior
         inpainter, config, info = load_inpainter_prior(folder)
         out, flame = Path(args.out), info.get("flame_model") or None
-    output_dir(out, what="--out")
-    if (out / "metrics.json").exists() and not args.force:
-        raise InputError(f"{out}/metrics.json: already exists; pass --force to replace it")
+    check_eval_out(out, args.force)
     model = load_flame(args.model or flame)
     _print_eval(evaluate_run(inpainter, config, out, model), out)
 
 
 def cmd_inpainter_export(args) -> None:
     from ggtalker_jax.priors.inpainter import export_inpainter_prior
-    from ggtalker_jax.train.checkpoint import EVAL
     from ggtalker_jax.train.inpainter import restore_inpainter_run
 
     inpainter, config, run_config, step = restore_inpainter_run(args.workdir)
-    metrics_path = Path(args.workdir) / EVAL / "metrics.json"
-    provenance = {
-        "flame_model": run_config.get("flame_model", ""),
-        "run_config": run_config.get("name"),
-        "steps": step,
-        "eval": json.loads(metrics_path.read_text()) if metrics_path.is_file() else None,
-    }
-    folder = export_inpainter_prior(inpainter, config, args.out, provenance, args.dtype, args.force)
-    size = sum(f.stat().st_size for f in Path(folder).iterdir())
-    print(f"wrote prior {folder} ({size / 1e6:.2f} MB, {args.dtype}, step {step})")
+    export_run_prior(
+        args,
+        run_config,
+        step,
+        lambda provenance: export_inpainter_prior(
+            inpainter, config, args.out, provenance, args.dtype, args.force
+        ),
+        places=2,
+    )
 
 
 def add_inpainter_parser(sub) -> None:

@@ -436,10 +436,10 @@ def _speak(identity: Path, folders: list[Path], config: Config, progress: bool):
     import jax
 
     from ggtalker_jax.data.clip import read_clip
-    from ggtalker_jax.eval.identity import case_name
+    from ggtalker_jax.eval.identity import case_name, drive_by_clip
     from ggtalker_jax.eval.talking import score_case
     from ggtalker_jax.infer import CameraSpec, TalkingHead
-    from ggtalker_jax.types import FLAME_PARAM_FIELDS, FPS, SAMPLE_RATE, FlameParams
+    from ggtalker_jax.types import FPS, SAMPLE_RATE
 
     head = TalkingHead.load(identity)
     model = head.head.template.model
@@ -447,14 +447,8 @@ def _speak(identity: Path, folders: list[Path], config: Config, progress: bool):
     cases, spoken = {}, []
     for n, folder in enumerate(folders):
         clip = read_clip(folder)
-        motion = head.motion(clip.audio, jax.random.fold_in(key, n))
-        t = min(motion["expression"].shape[0], clip.n_frames)
-        motion = {k: v[:t] for k, v in motion.items()}
-        params, viewmat, K, idx = head.drive(motion, pose_from=clip)
-        truth = FlameParams(
-            shape=np.asarray(clip.flame.shape),
-            **{k: np.asarray(getattr(clip.flame, k))[:t] for k in FLAME_PARAM_FIELDS[1:]},
-        )
+        params, viewmat, K, idx, truth = drive_by_clip(head, clip, jax.random.fold_in(key, n))
+        t = len(idx)
         ours = head.render(params, viewmat, K, idx, pose_from=clip, progress=progress)
         cases[case_name(clip, head.clip.meta, folder)] = _plain_scores(
             score_case(model, ours, params, truth, viewmat, K, clip.frames[:t], clip.head_mask[:t])
@@ -468,6 +462,7 @@ def _speak(identity: Path, folders: list[Path], config: Config, progress: bool):
             )
             camera = f"{folder.name}/views/0"
         else:
+            motion = {"expression": params.expression, "jaw_pose": params.jaw_pose}
             orbit = head.drive(motion, pose_from=clip, camera=CameraSpec(yaw=NOVEL_YAW))
             novel = head.render(*orbit, pose_from=clip, progress=progress)
             camera = f"main camera orbited by {NOVEL_YAW:g} degrees"

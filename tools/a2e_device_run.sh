@@ -29,13 +29,7 @@ while [ $# -gt 0 ]; do
     shift
 done
 source tools/device_setup.sh
-date -u +"%Y-%m-%dT%H:%M:%SZ start" | tee "$out/run.log"
 status=0
-quiet() { tr '\r' '\n' | grep -v '^\s*$' | awk 'NR % 25 == 1 || !/it\/s|step\/s|\?/' | tee -a "$out/run.log"; }
-pack() {  # pack NAME FOLDER: tar a folder into <=15 MB parts under $out
-    tar -C "$(dirname "$2")" -cf "/tmp/$1.tar" "$(basename "$2")" &&
-        split -b 15M -d "/tmp/$1.tar" "$out/$1.tar.part" && rm -f "/tmp/$1.tar"
-}
 if [ "$prior_min" != 0 ]; then
     python3 -m ggtalker_jax.cli a2e train --config "$config" --workdir /tmp/a2e_prior \
         --minutes "$prior_min" "${sets[@]}" 2>&1 | quiet

@@ -1,7 +1,9 @@
 # Sourced by the tools/*_device_run.sh scripts on the GPU machine (a bare machine, no
 # network): check for the GPU, install the carried wheels (.whl/: dm-pix, tensorboardX,
 # espeakng-loader; DESIGN.md says why) with --target, then the project over the image's jax.
-# Expects $out (the output folder); sets PYTHONPATH, the compile cache and unbuffered output.
+# Expects $out (the output folder); sets PYTHONPATH, the compile cache and unbuffered output,
+# starts $out/run.log and defines quiet (a command's output into the log, progress bars
+# thinned to one line in $quiet_every, default 25) and pack NAME FOLDER.
 nvidia-smi --query-gpu=name,driver_version --format=csv,noheader || {
     echo "$(basename "$0"): no GPU here (nvidia-smi failed); run it on the device machine"
     exit 2
@@ -21,3 +23,12 @@ fi
 python3 -m pip install -q --no-deps --no-build-isolation -e . >>"$out/install.log" 2>&1 ||
     { tail -5 "$out/install.log"; exit 1; }
 export PYTHONUNBUFFERED=1 JAX_COMPILATION_CACHE_DIR=/tmp/jax_cache
+date -u +"%Y-%m-%dT%H:%M:%SZ start" | tee "$out/run.log"
+quiet() {
+    tr '\r' '\n' | grep -v '^\s*$' | awk -v n="${quiet_every:-25}" 'NR % n == 1 || !/it\/s|step\/s|\?/' |
+        tee -a "$out/run.log"
+}
+pack() {  # pack NAME FOLDER: tar a folder into <=15 MB parts under $out
+    tar -C "$(dirname "$2")" -cf "/tmp/$1.tar" "$(basename "$2")" &&
+        split -b 15M -d "/tmp/$1.tar" "$out/$1.tar.part" && rm -f "/tmp/$1.tar"
+}

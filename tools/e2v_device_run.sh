@@ -25,7 +25,6 @@ while [ $# -gt 0 ]; do
 done
 [ -n "$steps" ] && sets+=(--set "e2v.steps=$steps")
 source tools/device_setup.sh
-date -u +"%Y-%m-%dT%H:%M:%SZ start" | tee "$out/run.log"
 status=0
 if [ "$train" = 1 ]; then
     work=/tmp/e2v_run

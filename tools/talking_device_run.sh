@@ -25,13 +25,8 @@ while [ $# -gt 0 ]; do
     esac
     shift
 done
+quiet_every=40
 source tools/device_setup.sh
-date -u +"%Y-%m-%dT%H:%M:%SZ start" | tee "$out/run.log"
-quiet() { tr '\r' '\n' | grep -v '^\s*$' | awk 'NR % 40 == 1 || !/it\/s|step\/s|\?/' | tee -a "$out/run.log"; }
-pack() {  # pack NAME FOLDER: tar a folder into <=15 MB parts under $out
-    tar -C "$(dirname "$2")" -cf "/tmp/$1.tar" "$(basename "$2")" &&
-        split -b 15M -d "/tmp/$1.tar" "$out/$1.tar.part" && rm -f "/tmp/$1.tar"
-}
 shipped=ggtalker_jax/priors/shipped
 mkdir -p /tmp/priors
 cp -r "$shipped/e2v" "$shipped/a2e" /tmp/priors/

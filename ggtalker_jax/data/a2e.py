@@ -19,9 +19,7 @@ from __future__ import annotations
 import dataclasses
 import functools
 import os
-import subprocess
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -31,6 +29,7 @@ import numpy as np
 
 from ggtalker_jax.config import WorldConfig
 from ggtalker_jax.config.a2e import A2EDataConfig
+from ggtalker_jax.data.world_workers import run_world_workers, worker_inputs
 from ggtalker_jax.errors import InputError
 from ggtalker_jax.flame.model import FlameModel
 from ggtalker_jax.models.a2e import MotionLayout
@@ -160,49 +159,32 @@ def procedural_clips(
 
 
 def _run_workers(model: FlameModel, world: WorldConfig, chunks: list[list[int]]):
-    """Each chunk of identities in its own ``python -m`` process (CPU-only JAX), as the E2V
-    identity pool does (:mod:`ggtalker_jax.data.e2v_pool` says why not ``multiprocessing``)."""
-    import json
+    """Each chunk of identities in its own worker process
+    (:func:`~ggtalker_jax.data.world_workers.run_world_workers`), as the E2V identity pool
+    does."""
     import pickle
 
-    with tempfile.TemporaryDirectory(prefix="a2e_clips_") as tmp:
-        model_path = Path(tmp) / "model.npz"
-        np.savez(model_path, **model.to_arrays())
-        env = {**os.environ, "JAX_PLATFORMS": "cpu"}
-        world_json = json.dumps(dataclasses.asdict(world))
-        procs = []
-        for w, chunk in enumerate(chunks):
-            out = Path(tmp) / f"part{w}.pkl"
-            args = [str(model_path), model.source, world_json, ",".join(map(str, chunk)), str(out)]
-            cmd = [sys.executable, "-m", "ggtalker_jax.data.a2e", *args]
-            procs.append((subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE), out))
-        parts = []
-        for proc, out in procs:
-            _, err = proc.communicate()
-            if proc.returncode != 0:
-                tail = err.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
-                raise RuntimeError(f"A2E clip worker failed ({proc.returncode}): {tail[0]}")
-            # Our own worker's file in our own temporary folder, never user data.
-            with open(out, "rb") as f:
-                parts.append(pickle.load(f))
-        return parts
+    def read(out: Path, chunk: list[int]) -> list[SpeechClip]:
+        del chunk
+        # Our own worker's file in our own temporary folder, never user data.
+        with open(out, "rb") as f:
+            return pickle.load(f)
+
+    return run_world_workers(
+        "ggtalker_jax.data.a2e", model, world, chunks, read, what="A2E clip", suffix=".pkl"
+    )
 
 
 def _worker_main(argv: list[str]) -> None:
     """``python -m ggtalker_jax.data.a2e MODEL SOURCE WORLD_JSON INDICES OUT``."""
-    import json
     import pickle
 
-    model_path, source, world_json, indices, out = argv
-    with np.load(model_path) as z:
-        model = FlameModel.from_arrays(dict(z), source=source)
-    raw = json.loads(world_json)
-    world = WorldConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
+    model, world, indices, out = worker_inputs(argv)
     # Through the package module, not this ``__main__`` copy of it: the parent unpickles
     # ``ggtalker_jax.data.a2e.SpeechClip``.
     from ggtalker_jax.data import a2e as package_module
 
-    clips = package_module._clips_of(model, world, [int(i) for i in indices.split(",")])
+    clips = package_module._clips_of(model, world, indices)
     with open(out, "wb") as f:
         pickle.dump(clips, f)
 

@@ -32,12 +32,9 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import math
 import os
-import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import jax
@@ -46,6 +43,7 @@ import numpy as np
 
 from ggtalker_jax.config import WorldConfig
 from ggtalker_jax.config.inpainter import InpainterDataConfig
+from ggtalker_jax.data.world_workers import run_world_workers, worker_inputs
 from ggtalker_jax.errors import InputError
 from ggtalker_jax.flame.model import FlameModel
 from ggtalker_jax.render.compose import hole_mask, shift_image
@@ -292,41 +290,30 @@ def procedural_frames(
 
 
 def _run_workers(model: FlameModel, world: WorldConfig, chunks: list[list[int]]):
-    """Each chunk of people in its own ``python -m`` process (CPU-only JAX; fresh
-    interpreters, for the reasons :mod:`ggtalker_jax.data.e2v_pool` gives). Workers write
-    plain ``.npz`` arrays (no pickles)."""
-    with tempfile.TemporaryDirectory(prefix="inpainter_world_") as tmp:
-        model_path = Path(tmp) / "model.npz"
-        np.savez(model_path, **model.to_arrays())
-        env = {**os.environ, "JAX_PLATFORMS": "cpu"}  # never take the accelerator
-        world_json = json.dumps(dataclasses.asdict(world))
-        procs = []
-        for w, chunk in enumerate(chunks):
-            out = Path(tmp) / f"part{w}.npz"
-            args = [str(model_path), model.source, world_json, ",".join(map(str, chunk)), str(out)]
-            cmd = [sys.executable, "-m", "ggtalker_jax.data.inpainter", *args]
-            procs.append((subprocess.Popen(cmd, env=env, stderr=subprocess.PIPE), out, chunk))
-        parts = []
-        for proc, out, chunk in procs:
-            _, err = proc.communicate()
-            if proc.returncode != 0:
-                tail = err.decode(errors="replace").strip().splitlines()[-1:] or ["no output"]
-                raise RuntimeError(f"inpainter world worker failed ({proc.returncode}): {tail[0]}")
-            with np.load(out, allow_pickle=False) as z:
-                parts.append([(z[f"frames{k}"], z[f"head{k}"]) for k in range(len(chunk))])
-        return parts
+    """Each chunk of people in its own worker process
+    (:func:`~ggtalker_jax.data.world_workers.run_world_workers`), which writes plain ``.npz``
+    arrays (no pickles)."""
+
+    def read(out: Path, chunk: list[int]) -> list[tuple]:
+        with np.load(out, allow_pickle=False) as z:
+            return [(z[f"frames{k}"], z[f"head{k}"]) for k in range(len(chunk))]
+
+    return run_world_workers(
+        "ggtalker_jax.data.inpainter",
+        model,
+        world,
+        chunks,
+        read,
+        what="inpainter world",
+        suffix=".npz",
+    )
 
 
 def _worker_main(argv: list[str]) -> None:
     """``python -m ggtalker_jax.data.inpainter MODEL SOURCE WORLD_JSON INDICES OUT``."""
-    model_path, source, world_json, indices, out = argv
-    with np.load(model_path) as z:
-        model = FlameModel.from_arrays(dict(z), source=source)
-    raw = json.loads(world_json)
-    world = WorldConfig(**{k: tuple(v) if isinstance(v, list) else v for k, v in raw.items()})
-    clips = _clips_of(model, world, [int(i) for i in indices.split(",")])
+    model, world, indices, out = worker_inputs(argv)
     arrays = {}
-    for k, (frames, head) in enumerate(clips):
+    for k, (frames, head) in enumerate(_clips_of(model, world, indices)):
         arrays[f"frames{k}"], arrays[f"head{k}"] = frames, head
     np.savez(out, **arrays)
 

@@ -44,7 +44,27 @@ def case_name(clip, adapted_meta: dict, folder: Path) -> str:
     return f"self-driven {folder.name} ({language})"
 
 
-def _degrees(view_viewmat: np.ndarray, main_viewmat: np.ndarray) -> float:
+def drive_by_clip(head, clip, key: jax.Array):
+    """Drive ``head`` (a :class:`~ggtalker_jax.infer.TalkingHead`) by ``clip``: the motion
+    sampled from its audio, head pose, camera and background from the clip itself, cut to
+    the shorter of the two.
+
+    Returns:
+      ``(params [T], viewmat [T, 4, 4], K [T, 3, 3], frame index [T], the clip's own FLAME
+      parameters [T])``.
+    """
+    motion = head.motion(clip.audio, key)
+    t = min(motion["expression"].shape[0], clip.n_frames)
+    motion = {k: v[:t] for k, v in motion.items()}
+    params, viewmat, K, idx = head.drive(motion, pose_from=clip)
+    truth = FlameParams(
+        shape=np.asarray(clip.flame.shape),
+        **{k: np.asarray(getattr(clip.flame, k))[:t] for k in FLAME_PARAM_FIELDS[1:]},
+    )
+    return params, viewmat, K, idx, truth
+
+
+def view_degrees(view_viewmat: np.ndarray, main_viewmat: np.ndarray) -> float:
     """Yaw of a view's camera against the main one, degrees (from their optical axes)."""
     a, b = main_viewmat[2, :3], view_viewmat[2, :3]
     angle = math.degrees(math.atan2(b[0], b[2]) - math.atan2(a[0], a[2]))
@@ -106,14 +126,8 @@ def evaluate_identity(
                 )
             clip = read_clip(folder)
         name = case_name(clip, head.clip.meta, folder)
-        motion = head.motion(clip.audio, jax.random.fold_in(key, n))
-        t = min(motion["expression"].shape[0], clip.n_frames)
-        motion = {k: v[:t] for k, v in motion.items()}
-        params, viewmat, K, idx = head.drive(motion, pose_from=clip)
-        true_params = FlameParams(
-            shape=np.asarray(clip.flame.shape),
-            **{k: np.asarray(getattr(clip.flame, k))[:t] for k in FLAME_PARAM_FIELDS[1:]},
-        )
+        params, viewmat, K, idx, true_params = drive_by_clip(head, clip, jax.random.fold_in(key, n))
+        t = len(idx)
         own_video = not name.startswith("cross-identity")
         pred = head.render(params, viewmat, K, idx, pose_from=clip, progress=progress)
         cases[name] = score_case(
@@ -135,7 +149,9 @@ def evaluate_identity(
         for _k, view in enumerate(clip.views):
             if view.frames is None or view.head_mask is None:
                 continue
-            vname = f"novel view {_degrees(view.viewmat[0], clip.viewmat[0]):+.0f}° {folder.name}"
+            vname = (
+                f"novel view {view_degrees(view.viewmat[0], clip.viewmat[0]):+.0f}° {folder.name}"
+            )
             vpred = head.render(
                 params, view.viewmat[:t], view.K[:t], idx, pose_from=clip, progress=progress
             )

@@ -22,6 +22,7 @@ Sections: data -> model/optimizer -> step -> the run -> restore.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import json
 from collections.abc import Sequence
 from pathlib import Path
@@ -31,7 +32,6 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 from flax import nnx
-from jax.sharding import PartitionSpec as P
 
 from ggtalker_jax.config import Config
 from ggtalker_jax.config.a2e import A2EConfig
@@ -48,10 +48,15 @@ from ggtalker_jax.flame.model import FlameModel
 from ggtalker_jax.models.a2e import AudioExpressionPrior, MotionLayout
 from ggtalker_jax.models.audio_encoder import FeatureExtractor, make_feature_extractor
 from ggtalker_jax.train.checkpoint import IDENTITIES_NAME as IDENTITIES_FILE
-from ggtalker_jax.train.checkpoint import Checkpointer
+from ggtalker_jax.train.checkpoint import read_run_config, restore_newest_model
 from ggtalker_jax.train.loop import TrainResult, train_in_workdir
 from ggtalker_jax.train.optim import make_optimizer
-from ggtalker_jax.train.parallel import DATA_AXIS, batch_sharding, check_batch, make_data_mesh
+from ggtalker_jax.train.parallel import (
+    check_batch,
+    make_data_mesh,
+    mean_loss,
+    sharded_example_terms,
+)
 from ggtalker_jax.train.state import TrainState
 from ggtalker_jax.train.step import make_train_step
 
@@ -241,22 +246,11 @@ def make_loss_fn(config: A2EConfig, mesh):
     and split with it."""
 
     def loss_fn(prior, batch, key):
-        graphdef, state = nnx.split(prior)
         draws = draw_randomness(key, batch, config)
-        split = batch_sharding(mesh)
-        draws = jax.tree.map(lambda x: jax.sharding.reshard(x, split), draws)
-
-        def per_device(state, local_batch, local_draws):
-            return example_terms(nnx.merge(graphdef, state), local_batch, local_draws, config)
-
-        terms = jax.shard_map(
-            per_device,
-            mesh=mesh,
-            in_specs=(P(), P(DATA_AXIS), P(DATA_AXIS)),
-            out_specs=P(DATA_AXIS),
-        )(state, batch, draws)
-        means = {k: jnp.mean(v) for k, v in terms.items()}
-        return means.pop("loss"), means
+        terms = sharded_example_terms(
+            functools.partial(example_terms, config=config), mesh, prior, batch, draws
+        )
+        return mean_loss(terms)
 
     return loss_fn
 
@@ -392,32 +386,25 @@ def _restore(workdir, model):
     step, feature extractor and FLAME model."""
     from ggtalker_jax.config.a2e import a2e_config_from_dict
     from ggtalker_jax.flame import load_flame
-    from ggtalker_jax.train.checkpoint import CONFIG_NAME
 
-    workdir = Path(workdir)
-    path = workdir / CONFIG_NAME
-    if not path.is_file() or not (workdir / IDENTITIES_FILE).is_file():
+    text, run_config, a2e = read_run_config(
+        workdir, "a2e", a2e_config_from_dict, "an A2E", "ggtalker a2e train"
+    )
+    names = Path(workdir) / IDENTITIES_FILE
+    if not names.is_file():
         raise InputError(
-            f"{workdir}: no A2E training run here (no {CONFIG_NAME} or {IDENTITIES_FILE}); pass "
-            "the --workdir of `ggtalker a2e train`"
+            f"{workdir}: no A2E training run here (no {IDENTITIES_FILE}); pass the --workdir of "
+            "`ggtalker a2e train`"
         )
-    text = path.read_text(encoding="utf-8")
     try:
-        run_config = json.loads(text)
-        a2e = a2e_config_from_dict(run_config["a2e"])
-        identities = json.loads((workdir / IDENTITIES_FILE).read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise InputError(f"{path}: not an A2E run's config ({e}); train again") from None
+        identities = json.loads(names.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as e:
+        raise InputError(f"{names}: not an A2E run's identities ({e}); train again") from None
     if model is None:
         model = load_flame(run_config.get("flame_model") or None)
     extractor = make_feature_extractor(a2e)
     prior = build_prior(
         a2e, extractor.dim, motion_layout(a2e, model), len(identities), int(run_config["seed"])
     )
-    template = TrainState.from_model(prior, _optimizer(a2e))
-    with Checkpointer(workdir, text, a2e.checkpoint_every) as ckpt:
-        restored = ckpt.restore(template)
-    if restored is None:
-        raise InputError(f"{workdir}: the run has no checkpoint yet; train first")
-    state = restored[0]
-    return state.model(), a2e, identities, run_config, int(state.step), extractor, model
+    prior, step = restore_newest_model(workdir, text, prior, _optimizer(a2e), a2e.checkpoint_every)
+    return prior, a2e, identities, run_config, step, extractor, model

@@ -239,24 +239,21 @@ def _head_phases(run: _Run, generator, e2v) -> tuple[TrainState, HeadSettings]:
     def evaluate(state):
         return {"psnr": heldout_psnr(state, run.dclip, clips.heldout, chunk, settings.capacity)}
 
-    state = TrainState.from_model(AdaptHead(head), optimizer, wrt=nnx.Param)
-    step = make_head_step(optimizer, settings)
-    state = run.run(
-        run.spec("head", "psnr"),
-        state,
-        lambda s, p: step(s, run.dclip, jnp.asarray(_draw(adapt, 0, p, clips.train))),
-        evaluate,
-    )
-    head = state.model().head
-    corrections = FlameCorrections(clips.n_frames, head.template.model.n_exp)
-    state = TrainState.from_model(AdaptHead(head, corrections), optimizer, wrt=nnx.Param)
-    step = make_head_step(optimizer, settings)
-    state = run.run(
-        run.spec("joint", "psnr"),
-        state,
-        lambda s, p: step(s, run.dclip, jnp.asarray(_draw(adapt, 1, p, clips.train))),
-        evaluate,
-    )
+    model, state = AdaptHead(head), None
+    for phase, name in enumerate(("head", "joint")):
+        if name == "joint":  # the fitted head, now with per-frame FLAME corrections
+            head = state.model().head
+            model = AdaptHead(head, FlameCorrections(clips.n_frames, head.template.model.n_exp))
+        state = TrainState.from_model(model, optimizer, wrt=nnx.Param)
+        step = make_head_step(optimizer, settings)
+        state = run.run(
+            run.spec(name, "psnr"),
+            state,
+            lambda s, p, step=step, phase=phase: step(
+                s, run.dclip, jnp.asarray(_draw(adapt, phase, p, clips.train))
+            ),
+            evaluate,
+        )
     return state, settings
 
 

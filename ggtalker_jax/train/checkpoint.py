@@ -261,3 +261,62 @@ class Checkpointer:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+# -- restoring a finished run --------------------------------------------------------------
+
+
+def read_run_config(workdir: str | Path, section: str, from_dict, stage: str, command: str):
+    """A run folder's ``config.json``: its text, the whole dict and its stage section parsed.
+
+    Args:
+      workdir: a run folder.
+      section: the stage's key in the run config (``"e2v"``, ``"a2e"``, ``"inpainter"``).
+      from_dict: the section's parser (``e2v_config_from_dict``, ...).
+      stage: the stage's name in messages, with its article (``"an E2V"``).
+      command: the command that writes such a folder (``"ggtalker e2v train"``).
+
+    Returns:
+      ``(config text, run config dict, stage config)``.
+
+    Raises:
+      InputError: no run there, or a config that is not the stage's.
+    """
+    path = Path(workdir) / CONFIG_NAME
+    if not path.is_file():
+        raise InputError(
+            f"{workdir}: no training run here (no {CONFIG_NAME}); pass the --workdir of "
+            f"`{command}`"
+        )
+    text = path.read_text(encoding="utf-8")
+    try:
+        run_config = json.loads(text)
+        config = from_dict(run_config[section])
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise InputError(f"{path}: not {stage} run's config ({e}); train again") from None
+    return text, run_config, config
+
+
+def restore_newest_model(workdir: str | Path, config_text: str, model, optimizer, every: int):
+    """The model of a run's newest checkpoint and its step.
+
+    Args:
+      workdir: the run folder.
+      config_text: its ``config.json`` (:func:`read_run_config`), which the checkpointer checks.
+      model: a freshly built model of the run's shapes (the restore's template).
+      optimizer: the run's optimizer (its state is part of the template).
+      every: the run's ``checkpoint_every``.
+
+    Returns:
+      ``(model, step)``.
+
+    Raises:
+      InputError: the run has no checkpoint yet, or one that does not fit ``model``.
+    """
+    template = TrainState.from_model(model, optimizer)
+    with Checkpointer(workdir, config_text, every) as ckpt:
+        restored = ckpt.restore(template)
+    if restored is None:
+        raise InputError(f"{workdir}: the run has no checkpoint yet; train first")
+    state = restored[0]
+    return state.model(), int(state.step)

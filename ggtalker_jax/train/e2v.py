@@ -27,7 +27,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
-from jax.sharding import PartitionSpec as P
 
 from ggtalker_jax.config import Config
 from ggtalker_jax.config.e2v import E2VConfig
@@ -44,11 +43,11 @@ from ggtalker_jax.render.head import (
     pose_mesh,
     render_gaussians,
 )
-from ggtalker_jax.train.checkpoint import Checkpointer
+from ggtalker_jax.train.checkpoint import read_run_config, restore_newest_model
 from ggtalker_jax.train.logging import TrainLogger
 from ggtalker_jax.train.loop import TrainResult, train_in_workdir
 from ggtalker_jax.train.optim import make_optimizer
-from ggtalker_jax.train.parallel import DATA_AXIS, make_data_mesh
+from ggtalker_jax.train.parallel import make_data_mesh, mean_loss, sharded_example_terms
 from ggtalker_jax.train.state import TrainState
 from ggtalker_jax.train.step import make_train_step
 from ggtalker_jax.types import Camera
@@ -168,23 +167,17 @@ def make_loss_fn(config: E2VConfig, mesh, capacity: int):
     """``loss_fn(generator, batch, key) -> (loss, metrics)`` over the global batch, each
     device computing its own slice (module docstring)."""
 
+    def terms_of(generator, batch, draws):
+        del draws  # the E2V loss draws no randomness
+        return example_terms(generator, batch, config, capacity)
+
     def loss_fn(generator, batch, key):
-        del key  # the E2V loss draws no randomness
-        graphdef, state = nnx.split(generator)
-
-        def per_device(state, local_batch):
-            return example_terms(nnx.merge(graphdef, state), local_batch, config, capacity)
-
-        terms = jax.shard_map(
-            per_device,
-            mesh=mesh,
-            in_specs=(P(), P(DATA_AXIS)),
-            out_specs=P(DATA_AXIS),
-            check_vma=False,
-        )(state, batch)
-        means = {k: jnp.mean(v) for k, v in terms.items()}
+        del key
+        # The Pallas rasterizer's outputs are not typed for shard_map's replication checks.
+        terms = sharded_example_terms(terms_of, mesh, generator, batch, {}, check_vma=False)
+        loss, means = mean_loss(terms)
         means["dropped"] = jnp.sum(terms["dropped"])
-        return means.pop("loss"), means
+        return loss, means
 
     return loss_fn
 
@@ -346,35 +339,19 @@ def restore_e2v_run(workdir: str | Path, model: FlameModel | None = None):
     Raises:
       InputError: no run there, or no checkpoint yet.
     """
-    import json
-
     from ggtalker_jax.config.e2v import e2v_config_from_dict
-    from ggtalker_jax.errors import InputError
     from ggtalker_jax.flame import load_flame
-    from ggtalker_jax.train.checkpoint import CONFIG_NAME
 
-    path = Path(workdir) / CONFIG_NAME
-    if not path.is_file():
-        raise InputError(
-            f"{workdir}: no training run here (no {CONFIG_NAME}); pass the --workdir of "
-            "`ggtalker e2v train`"
-        )
-    text = path.read_text(encoding="utf-8")
-    try:
-        run_config = json.loads(text)
-        e2v = e2v_config_from_dict(run_config["e2v"])
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise InputError(f"{path}: not an E2V run's config ({e}); train again") from None
+    text, run_config, e2v = read_run_config(
+        workdir, "e2v", e2v_config_from_dict, "an E2V", "ggtalker e2v train"
+    )
     if model is None:
         model = load_flame(run_config.get("flame_model") or None)
     _, generator = build_generator(model, e2v, seed=int(run_config.get("seed", 0)))
     optimizer = make_optimizer(
         e2v.learning_rate, e2v.steps, e2v.warmup_steps, e2v.weight_decay, e2v.grad_clip
     )
-    template_state = TrainState.from_model(generator, optimizer)
-    with Checkpointer(workdir, text, e2v.checkpoint_every) as ckpt:
-        restored = ckpt.restore(template_state)
-    if restored is None:
-        raise InputError(f"{workdir}: the run has no checkpoint yet; train first")
-    state = restored[0]
-    return state.model(), e2v, run_config, int(state.step)
+    generator, step = restore_newest_model(
+        workdir, text, generator, optimizer, e2v.checkpoint_every
+    )
+    return generator, e2v, run_config, step

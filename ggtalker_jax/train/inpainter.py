@@ -28,7 +28,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from flax import nnx
-from jax.sharding import PartitionSpec as P
 
 from ggtalker_jax.config import Config
 from ggtalker_jax.config.inpainter import InpainterConfig
@@ -40,14 +39,18 @@ from ggtalker_jax.data.inpainter import (
     make_examples,
     make_inpainter_source,
 )
-from ggtalker_jax.errors import InputError
 from ggtalker_jax.eval import metrics
 from ggtalker_jax.models.inpainter import BodyInpainter
 from ggtalker_jax.render.compose import composite, over
-from ggtalker_jax.train.checkpoint import CONFIG_NAME, Checkpointer
+from ggtalker_jax.train.checkpoint import read_run_config, restore_newest_model
 from ggtalker_jax.train.loop import TrainResult, train_in_workdir
 from ggtalker_jax.train.optim import make_optimizer
-from ggtalker_jax.train.parallel import DATA_AXIS, batch_sharding, check_batch, make_data_mesh
+from ggtalker_jax.train.parallel import (
+    check_batch,
+    make_data_mesh,
+    mean_loss,
+    sharded_example_terms,
+)
 from ggtalker_jax.train.state import TrainState
 from ggtalker_jax.train.step import make_train_step
 
@@ -100,26 +103,14 @@ def restore_inpainter_run(workdir: str | Path):
     """
     from ggtalker_jax.config.inpainter import inpainter_config_from_dict
 
-    path = Path(workdir) / CONFIG_NAME
-    if not path.is_file():
-        raise InputError(
-            f"{workdir}: no training run here (no {CONFIG_NAME}); pass the --workdir of "
-            "`ggtalker inpainter train`"
-        )
-    text = path.read_text(encoding="utf-8")
-    try:
-        run_config = json.loads(text)
-        config = inpainter_config_from_dict(run_config["inpainter"])
-    except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise InputError(f"{path}: not an inpainter run's config ({e}); train again") from None
+    text, run_config, config = read_run_config(
+        workdir, "inpainter", inpainter_config_from_dict, "an inpainter", "ggtalker inpainter train"
+    )
     inpainter = build_inpainter(config, int(run_config.get("seed", 0)))
-    template = TrainState.from_model(inpainter, _optimizer(config))
-    with Checkpointer(workdir, text, config.checkpoint_every) as ckpt:
-        restored = ckpt.restore(template)
-    if restored is None:
-        raise InputError(f"{workdir}: the run has no checkpoint yet; train first")
-    state = restored[0]
-    return state.model(), config, run_config, int(state.step)
+    inpainter, step = restore_newest_model(
+        workdir, text, inpainter, _optimizer(config), config.checkpoint_every
+    )
+    return inpainter, config, run_config, step
 
 
 # -- step --------------------------------------------------------------------------------
@@ -172,27 +163,14 @@ def make_loss_fn(config: InpainterConfig, mesh):
     :class:`~ggtalker_jax.data.inpainter.FrameBatch` (module docstring): the draws for the
     global batch from ``key``, then each device's examples and terms under ``shard_map``."""
 
+    def terms_of(inpainter, batch, draws):
+        examples = examples_from_draws(batch.frames, batch.head_mask, draws, config.data)
+        return example_terms(inpainter, examples, config)
+
     def loss_fn(inpainter, batch, key):
-        graphdef, state = nnx.split(inpainter)
         size, height = batch.frames.shape[:2]
         draws = draw_example_randomness(key, size, height, config.data)
-        split = batch_sharding(mesh)
-        draws = jax.tree.map(lambda x: jax.sharding.reshard(x, split), draws)
-
-        def per_device(state, local_batch, local_draws):
-            examples = examples_from_draws(
-                local_batch.frames, local_batch.head_mask, local_draws, config.data
-            )
-            return example_terms(nnx.merge(graphdef, state), examples, config)
-
-        terms = jax.shard_map(
-            per_device,
-            mesh=mesh,
-            in_specs=(P(), P(DATA_AXIS), P(DATA_AXIS)),
-            out_specs=P(DATA_AXIS),
-        )(state, batch, draws)
-        means = {k: jnp.mean(v) for k, v in terms.items()}
-        return means.pop("loss"), means
+        return mean_loss(sharded_example_terms(terms_of, mesh, inpainter, batch, draws))
 
     return loss_fn
 

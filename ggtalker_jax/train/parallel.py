@@ -16,7 +16,9 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 import jax
+import jax.numpy as jnp
 import numpy as np
+from flax import nnx
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
@@ -101,3 +103,47 @@ def per_example(fn: Callable, mesh: Mesh, *, check_vma: bool = True) -> Callable
     return jax.shard_map(
         fn, mesh=mesh, in_specs=P(DATA_AXIS), out_specs=P(DATA_AXIS), check_vma=check_vma
     )
+
+
+def sharded_example_terms(
+    example_terms: Callable, mesh: Mesh, model, batch, draws, *, check_vma: bool = True
+) -> dict:
+    """A loss's per-example terms, each device computing those of its slice of the batch.
+
+    The draws are made for the global batch first (so a step's randomness does not depend on
+    the device count), then split with it; the model's parameters are seen whole by every
+    device.
+
+    Args:
+      example_terms: ``(model, local_batch, local_draws) -> {name: [B/n]}``, with a
+        ``"loss"`` term.
+      mesh: the data mesh.
+      model: an NNX module (split here, merged again on each device).
+      batch: the global batch, split over ``"data"``.
+      draws: a pytree of ``[B, ...]`` random draws for the global batch (``{}``: none).
+      check_vma: as :func:`per_example`.
+
+    Returns:
+      ``{name: [B]}``, split over ``"data"``.
+    """
+    graphdef, state = nnx.split(model)
+    split = batch_sharding(mesh)
+    draws = jax.tree.map(lambda x: jax.sharding.reshard(x, split), draws)
+
+    def per_device(state, local_batch, local_draws):
+        return example_terms(nnx.merge(graphdef, state), local_batch, local_draws)
+
+    return jax.shard_map(
+        per_device,
+        mesh=mesh,
+        in_specs=(P(), P(DATA_AXIS), P(DATA_AXIS)),
+        out_specs=P(DATA_AXIS),
+        check_vma=check_vma,
+    )(state, batch, draws)
+
+
+def mean_loss(terms: dict) -> tuple[jax.Array, dict]:
+    """``(loss, metrics)``: the batch means of :func:`sharded_example_terms`' terms, the
+    ``"loss"`` one apart."""
+    means = {k: jnp.mean(v) for k, v in terms.items()}
+    return means.pop("loss"), means

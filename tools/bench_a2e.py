@@ -27,7 +27,8 @@ from ggtalker_jax.data.a2e import SpeechClip, WindowSource
 from ggtalker_jax.flame import load_flame
 from ggtalker_jax.motion import sample_motion
 from ggtalker_jax.train import TrainState, make_data_mesh, make_train_step, shard_batch
-from ggtalker_jax.train.a2e import _optimizer, build_prior, make_loss_fn, motion_layout
+from ggtalker_jax.train.a2e import build_prior, make_loss_fn, motion_layout
+from ggtalker_jax.train.optim import section_optimizer
 
 
 def _median_ms(fn, repeats: int) -> float:
@@ -90,7 +91,7 @@ def bench(config_name: str, overrides: list[str], repeats: int) -> dict:
         np.zeros(feature_dim, np.float32),
     )
     prior = build_prior(a2e, feature_dim, layout, len(names))
-    optimizer = _optimizer(a2e)
+    optimizer = section_optimizer(a2e)
     state = TrainState.from_model(prior, optimizer)
     loss_fn = make_loss_fn(a2e, mesh)
     batch = shard_batch(source.batch(0), mesh)

@@ -30,7 +30,6 @@ from pathlib import Path
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 from flax import nnx
 
 from ggtalker_jax.config import Config
@@ -50,7 +49,7 @@ from ggtalker_jax.models.audio_encoder import FeatureExtractor, make_feature_ext
 from ggtalker_jax.train.checkpoint import IDENTITIES_NAME as IDENTITIES_FILE
 from ggtalker_jax.train.checkpoint import read_run_config, restore_newest_model
 from ggtalker_jax.train.loop import TrainResult, train_in_workdir
-from ggtalker_jax.train.optim import make_optimizer
+from ggtalker_jax.train.optim import section_optimizer
 from ggtalker_jax.train.parallel import (
     check_batch,
     make_data_mesh,
@@ -164,16 +163,6 @@ def set_statistics(prior: AudioExpressionPrior, data: A2EData) -> None:
     prior.motion_std.set_value(jnp.asarray(m_std))
     prior.feature_mean.set_value(jnp.asarray(f_mean))
     prior.feature_std.set_value(jnp.asarray(f_std))
-
-
-def _optimizer(config: A2EConfig) -> optax.GradientTransformation:
-    return make_optimizer(
-        config.learning_rate,
-        config.steps,
-        config.warmup_steps,
-        config.weight_decay,
-        config.grad_clip,
-    )
 
 
 # -- step ------------------------------------------------------------------------------------
@@ -322,7 +311,7 @@ def train_a2e(
         a2e, data.extractor.dim, data.layout, len(data.identities), seed=config.seed
     )
     set_statistics(prior, data)
-    optimizer = _optimizer(a2e)
+    optimizer = section_optimizer(a2e)
     state = TrainState.from_model(prior, optimizer)
     # restore + step + loop
     train_step = make_train_step(make_loss_fn(a2e, mesh), optimizer, mesh)
@@ -406,5 +395,7 @@ def _restore(workdir, model):
     prior = build_prior(
         a2e, extractor.dim, motion_layout(a2e, model), len(identities), int(run_config["seed"])
     )
-    prior, step = restore_newest_model(workdir, text, prior, _optimizer(a2e), a2e.checkpoint_every)
+    prior, step = restore_newest_model(
+        workdir, text, prior, section_optimizer(a2e), a2e.checkpoint_every
+    )
     return prior, a2e, identities, run_config, step, extractor, model

@@ -46,7 +46,7 @@ from ggtalker_jax.render.head import (
 from ggtalker_jax.train.checkpoint import read_run_config, restore_newest_model
 from ggtalker_jax.train.logging import TrainLogger
 from ggtalker_jax.train.loop import TrainResult, train_in_workdir
-from ggtalker_jax.train.optim import make_optimizer
+from ggtalker_jax.train.optim import section_optimizer
 from ggtalker_jax.train.parallel import make_data_mesh, mean_loss, sharded_example_terms
 from ggtalker_jax.train.state import TrainState
 from ggtalker_jax.train.step import make_train_step
@@ -237,9 +237,7 @@ def train_e2v(
     data = make_e2v_source(model, e2v.data, e2v.batch_size, split="train")
     # model/optimizer
     template, generator = build_generator(model, e2v, seed=config.seed)
-    optimizer = make_optimizer(
-        e2v.learning_rate, e2v.steps, e2v.warmup_steps, e2v.weight_decay, e2v.grad_clip
-    )
+    optimizer = section_optimizer(e2v)
     state = TrainState.from_model(generator, optimizer)
     capacity = capacity_for(template, e2v.batch_size // mesh.size, e2v.backend)
     # restore + step + loop
@@ -348,9 +346,7 @@ def restore_e2v_run(workdir: str | Path, model: FlameModel | None = None):
     if model is None:
         model = load_flame(run_config.get("flame_model") or None)
     _, generator = build_generator(model, e2v, seed=int(run_config.get("seed", 0)))
-    optimizer = make_optimizer(
-        e2v.learning_rate, e2v.steps, e2v.warmup_steps, e2v.weight_decay, e2v.grad_clip
-    )
+    optimizer = section_optimizer(e2v)
     generator, step = restore_newest_model(
         workdir, text, generator, optimizer, e2v.checkpoint_every
     )

@@ -44,7 +44,7 @@ from ggtalker_jax.models.inpainter import BodyInpainter
 from ggtalker_jax.render.compose import composite, over
 from ggtalker_jax.train.checkpoint import read_run_config, restore_newest_model
 from ggtalker_jax.train.loop import TrainResult, train_in_workdir
-from ggtalker_jax.train.optim import make_optimizer
+from ggtalker_jax.train.optim import section_optimizer
 from ggtalker_jax.train.parallel import (
     check_batch,
     make_data_mesh,
@@ -79,16 +79,6 @@ def build_inpainter(config: InpainterConfig, seed: int = 0) -> BodyInpainter:
     return BodyInpainter(config, nnx.Rngs(seed))
 
 
-def _optimizer(config: InpainterConfig):
-    return make_optimizer(
-        config.learning_rate,
-        config.steps,
-        config.warmup_steps,
-        config.weight_decay,
-        config.grad_clip,
-    )
-
-
 # -- restore -----------------------------------------------------------------------------
 
 
@@ -108,7 +98,7 @@ def restore_inpainter_run(workdir: str | Path):
     )
     inpainter = build_inpainter(config, int(run_config.get("seed", 0)))
     inpainter, step = restore_newest_model(
-        workdir, text, inpainter, _optimizer(config), config.checkpoint_every
+        workdir, text, inpainter, section_optimizer(config), config.checkpoint_every
     )
     return inpainter, config, run_config, step
 
@@ -362,7 +352,7 @@ def train_inpainter(
         data = make_inpainter_source(model, section.data, section.batch_size, "train")
     # model/optimizer
     inpainter = build_inpainter(section, seed=config.seed)
-    optimizer = _optimizer(section)
+    optimizer = section_optimizer(section)
     state = TrainState.from_model(inpainter, optimizer)
     # restore + step + evals + loop
     train_step = make_train_step(make_loss_fn(section, mesh), optimizer, mesh)

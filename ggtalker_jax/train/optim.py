@@ -62,3 +62,11 @@ def make_optimizer(
     if grad_clip == 0:
         return adamw
     return optax.chain(optax.clip_by_global_norm(grad_clip), adamw)
+
+
+def section_optimizer(section) -> optax.GradientTransformation:
+    """:func:`make_optimizer` from a prior's config section (the training fields every
+    section shares: ``learning_rate``, ``steps``, ``warmup_steps``, ``weight_decay``,
+    ``grad_clip``)."""
+    s = section
+    return make_optimizer(s.learning_rate, s.steps, s.warmup_steps, s.weight_decay, s.grad_clip)

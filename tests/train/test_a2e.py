@@ -22,13 +22,13 @@ from ggtalker_jax.train import (
     shard_batch,
 )
 from ggtalker_jax.train.a2e import (
-    _optimizer,
     build_prior,
     make_loss_fn,
     prepare_data,
     restore_a2e_run,
     set_statistics,
 )
+from ggtalker_jax.train.optim import section_optimizer
 
 # The tiny config on less data: 3 speakers of 2.4 s clips (60 frames, window 50), 2 held out.
 SMALL = [
@@ -53,7 +53,7 @@ def small():
 def _state(config, data, seed=0):
     prior = build_prior(config, data.extractor.dim, data.layout, len(data.identities), seed)
     set_statistics(prior, data)
-    optimizer = _optimizer(config)
+    optimizer = section_optimizer(config)
     return TrainState.from_model(prior, optimizer), optimizer
 
 

@@ -32,13 +32,13 @@ from ggtalker_jax.flame import load_flame
 from ggtalker_jax.render.compose import dilate_mask, hole_mask, shift_image
 from ggtalker_jax.train import TrainState, make_data_mesh, make_train_step, replicate, shard_batch
 from ggtalker_jax.train.inpainter import (
-    _optimizer,
     build_inpainter,
     make_loss_fn,
     predict,
     restore_inpainter_run,
     train_inpainter,
 )
+from ggtalker_jax.train.optim import section_optimizer
 
 # The smallest inpainter: 3 levels of 4-8 channels on 32-pixel frames of 2 people (10 frames
 # each), batch 8 (one example per simulated device), 5 steps at a rate high enough to show in
@@ -177,7 +177,7 @@ def _step(devices: int):
     the step ``train_inpainter`` builds for it (one compile shared by the tests)."""
     section = load_config("tiny", SMALL).inpainter
     mesh = make_data_mesh(jax.devices()[:devices])
-    optimizer = _optimizer(section)
+    optimizer = section_optimizer(section)
     return mesh, optimizer, make_train_step(make_loss_fn(section, mesh), optimizer, mesh)
 
 

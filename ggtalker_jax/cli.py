@@ -32,7 +32,7 @@ from ggtalker_jax.config import (
     MAX_VIEWS,
     WorldConfig,
 )
-from ggtalker_jax.errors import InputError
+from ggtalker_jax.errors import InputError, Preempted
 
 
 def _load_model(path: str | None):
@@ -373,6 +373,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("ggtalker: interrupted", file=sys.stderr)
         return 130
+    except Preempted as e:
+        print(f"ggtalker: {e}", file=sys.stderr)
+        return e.exit_status
     except Exception as e:
         line = user_mistake(e)
         if line is None:

@@ -42,8 +42,22 @@ def add_train_parser(sub, prior: str, model_help: str, example: str, func):
         "--force", action="store_true", help="start over (removes only the run's own files)"
     )
     add_config_args(tr, example)
-    tr.set_defaults(func=func)
+    tr.set_defaults(func=_on_every_process(func))
     return tr
+
+
+def _on_every_process(func):
+    """``func`` after starting JAX's distributed runtime when the launcher asks for one
+    (:func:`ggtalker_jax.train.parallel.initialize_distributed`): before the config is
+    loaded, since ``prior_multi`` sizes its batch by the device count of all hosts."""
+
+    def run(args):
+        from ggtalker_jax.train.parallel import initialize_distributed
+
+        initialize_distributed()
+        return func(args)
+
+    return run
 
 
 def add_export_parser(sub, func):

@@ -6,3 +6,10 @@ The CLI prints these without a traceback; anything else is a bug and keeps its t
 
 class InputError(ValueError):
     """Bad input from a user: a missing or corrupt file, a wrong size, a NaN value."""
+
+
+class Preempted(Exception):
+    """A job stopped on SIGTERM (a scheduler's preemption) after saving its state; rerunning
+    the same command resumes it. The CLI prints the message and exits with status 143."""
+
+    exit_status = 143

@@ -46,7 +46,9 @@ def test_bad_overrides(override, message):
 
 
 def test_unknown_config():
-    with pytest.raises(InputError, match="unknown config 'huge'; choose one of gpu, tiny"):
+    with pytest.raises(
+        InputError, match="unknown config 'huge'; choose one of gpu, prior_multi, tiny"
+    ):
         load_config("huge")
 
 
@@ -101,3 +103,14 @@ def test_a2e_section_round_trips_and_checks_its_window():
         a2e_config_from_dict({"depth": 1})
     with pytest.raises(InputError, match=r"a2e.wav2vec2_path"):
         load_config("tiny", ["a2e.encoder=wav2vec2"])
+
+
+def test_prior_multi_scales_each_global_batch_with_the_device_count():
+    import jax
+
+    multi, one = load_config("prior_multi"), load_config("gpu")
+    n = jax.device_count()
+    assert n == 8 and multi.name == "prior_multi"
+    for section in ("e2v", "a2e", "inpainter"):
+        assert getattr(multi, section).batch_size == n * getattr(one, section).batch_size
+        assert getattr(multi, section).learning_rate == getattr(one, section).learning_rate

@@ -107,6 +107,7 @@ class A2EConfig:
       huber_delta: the Huber loss's transition point (normalised motion units).
       batch_size, steps, learning_rate, warmup_steps, weight_decay, grad_clip: training.
       log_every, checkpoint_every, eval_every: intervals in steps (eval 0: at the end only).
+      keep_checkpoints: how many of the newest checkpoints a run keeps.
       compute_dtype: ``float32`` or ``bfloat16`` activations (parameters stay float32).
       data: :class:`A2EDataConfig`.
     """
@@ -144,6 +145,7 @@ class A2EConfig:
     grad_clip: float = 1.0
     log_every: int = 10
     checkpoint_every: int = 100
+    keep_checkpoints: int = 2
     eval_every: int = 0
     compute_dtype: str = "float32"
     data: A2EDataConfig = dataclasses.field(default_factory=A2EDataConfig)

@@ -31,6 +31,7 @@ def training_checks(section) -> list[tuple[bool, str, str]]:
         (0 < s.grad_clip, "grad_clip", "above 0"),
         (1 <= s.log_every, "log_every", "1 or more"),
         (1 <= s.checkpoint_every, "checkpoint_every", "1 or more"),
+        (1 <= s.keep_checkpoints <= 1000, "keep_checkpoints", "1 to 1000"),
         (0 <= s.eval_every, "eval_every", "0 or more"),
         (s.compute_dtype in ("float32", "bfloat16"), "compute_dtype", "float32 or bfloat16"),
     ]

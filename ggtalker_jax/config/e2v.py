@@ -105,6 +105,7 @@ class E2VConfig:
         the surface).
       scale_weight: weight of relu(exp(s_local) - 0.6) (no giant splats).
       log_every, checkpoint_every, eval_every: intervals in steps.
+      keep_checkpoints: how many of the newest checkpoints a run keeps.
       backend: splatting backend (``auto``: Pallas on GPU, XLA tiles on CPU).
       compute_dtype: ``float32`` or ``bfloat16`` for the networks' activations (the
         splatting is always float32).
@@ -132,6 +133,7 @@ class E2VConfig:
     scale_weight: float = 1.0
     log_every: int = 10
     checkpoint_every: int = 100
+    keep_checkpoints: int = 2
     eval_every: int = 0
     backend: str = "auto"
     compute_dtype: str = "float32"

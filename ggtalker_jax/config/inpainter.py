@@ -80,6 +80,7 @@ class InpainterConfig:
         AdamW run (linear warm-up, cosine decay, global-norm clipping).
       ssim_weight: weight of D-SSIM next to L1.
       log_every, checkpoint_every, eval_every: intervals in steps.
+      keep_checkpoints: how many of the newest checkpoints a run keeps.
       compute_dtype: ``float32`` or ``bfloat16`` activations.
       data: :class:`InpainterDataConfig`.
     """
@@ -94,6 +95,7 @@ class InpainterConfig:
     ssim_weight: float = 0.2
     log_every: int = 20
     checkpoint_every: int = 100
+    keep_checkpoints: int = 2
     eval_every: int = 0
     compute_dtype: str = "float32"
     data: InpainterDataConfig = dataclasses.field(default_factory=InpainterDataConfig)

@@ -48,7 +48,7 @@ from ggtalker_jax.models.a2e import AudioExpressionPrior, MotionLayout
 from ggtalker_jax.models.audio_encoder import FeatureExtractor, make_feature_extractor
 from ggtalker_jax.train.checkpoint import IDENTITIES_NAME as IDENTITIES_FILE
 from ggtalker_jax.train.checkpoint import read_run_config, restore_newest_model
-from ggtalker_jax.train.loop import TrainResult, train_in_workdir
+from ggtalker_jax.train.loop import TrainResult, train_module
 from ggtalker_jax.train.optim import section_optimizer
 from ggtalker_jax.train.parallel import (
     check_batch,
@@ -56,8 +56,6 @@ from ggtalker_jax.train.parallel import (
     mean_loss,
     sharded_example_terms,
 )
-from ggtalker_jax.train.state import TrainState
-from ggtalker_jax.train.step import make_train_step
 
 # -- data ----------------------------------------------------------------------------------
 
@@ -311,23 +309,19 @@ def train_a2e(
         a2e, data.extractor.dim, data.layout, len(data.identities), seed=config.seed
     )
     set_statistics(prior, data)
-    optimizer = section_optimizer(a2e)
-    state = TrainState.from_model(prior, optimizer)
     # restore + step + loop
-    train_step = make_train_step(make_loss_fn(a2e, mesh), optimizer, mesh)
-    run = train_in_workdir(
-        state,
-        train_step,
+    run = train_module(
+        prior,
+        make_loss_fn(a2e, mesh),
         source,
         workdir,
-        config.to_json(),
+        config,
         a2e,
         mesh=mesh,
-        seed=config.seed,
         force=force,
         progress=progress,
         time_limit=time_limit,
-        eval_fn=None if eval_fn is None else (lambda s, step: eval_fn(s.model(), step)),
+        eval_fn=eval_fn,
         on_open=lambda ckpt: _write_identities(Path(workdir), data.identities),
     )
     return A2ERun(

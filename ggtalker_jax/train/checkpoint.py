@@ -51,7 +51,7 @@ EVAL = "eval"
 """Where a stage's evaluation of the run writes (``ggtalker e2v eval``'s default)."""
 IDENTITIES_NAME = "identities.json"
 """A stage's table of training identities, when it has one (the A2E prior's)."""
-RESUMABLE_KEYS = ("steps", "log_every", "checkpoint_every", "eval_every")
+RESUMABLE_KEYS = ("steps", "log_every", "checkpoint_every", "keep_checkpoints", "eval_every")
 """Config fields a run may change and still resume (the last component of a dotted key)."""
 
 
@@ -85,6 +85,14 @@ def config_differences(old_json: str, new_json: str, resumable_keys: Iterable[st
     ]
 
 
+def describe_differences(diffs: list, shown: int = 4) -> str:
+    """``a.b (1 there, 2 here), c (...) and 3 more fields``: the first ``shown`` of
+    :func:`config_differences`' entries, for a one-line refusal."""
+    parts = [f"{key} ({old!r} there, {new!r} here)" for key, old, new in diffs[:shown]]
+    more = len(diffs) - shown
+    return ", ".join(parts) + (f" and {more} more field{'s' * (more > 1)}" if more > 0 else "")
+
+
 def _owned(path: Path) -> bool:
     owned = (CONFIG_NAME, IDENTITIES_NAME, CHECKPOINTS, TENSORBOARD, EVAL)
     return path.name in owned or is_partial(path)
@@ -106,8 +114,8 @@ class Checkpointer:
 
     Raises:
       InputError: ``workdir`` unusable, another process writing there, or a saved config
-        that differs in a field outside ``resumable_keys`` (one line naming the first field,
-        both values and the fix).
+        that differs in a field outside ``resumable_keys`` (one line naming the fields, up
+        to four with both values, and the fix).
     """
 
     def __init__(
@@ -160,13 +168,11 @@ class Checkpointer:
                     "--force to start over"
                 ) from None
             if diffs:
-                key, old, new = diffs[0]
-                more = f" and {len(diffs) - 1} more fields" if len(diffs) > 1 else ""
                 names = json.loads(old_json).get("name"), json.loads(config_json).get("name")
                 raise InputError(
                     f"{self.workdir}: holds a run of config {names[0]!r} that differs from this "
-                    f"one ({names[1]!r}) in {key} ({old!r} there, {new!r} here){more}; choose "
-                    "another --workdir or pass --force to start over"
+                    f"one ({names[1]!r}) in {describe_differences(diffs)}; choose another "
+                    "--workdir or pass --force to start over"
                 )
             if old_json == config_json:
                 return

@@ -45,11 +45,9 @@ from ggtalker_jax.render.head import (
 )
 from ggtalker_jax.train.checkpoint import read_run_config, restore_newest_model
 from ggtalker_jax.train.logging import TrainLogger
-from ggtalker_jax.train.loop import TrainResult, train_in_workdir
+from ggtalker_jax.train.loop import TrainResult, train_module
 from ggtalker_jax.train.optim import section_optimizer
 from ggtalker_jax.train.parallel import make_data_mesh, mean_loss, sharded_example_terms
-from ggtalker_jax.train.state import TrainState
-from ggtalker_jax.train.step import make_train_step
 from ggtalker_jax.types import Camera
 
 SCALE_LIMIT = 0.6
@@ -237,24 +235,20 @@ def train_e2v(
     data = make_e2v_source(model, e2v.data, e2v.batch_size, split="train")
     # model/optimizer
     template, generator = build_generator(model, e2v, seed=config.seed)
-    optimizer = section_optimizer(e2v)
-    state = TrainState.from_model(generator, optimizer)
     capacity = capacity_for(template, e2v.batch_size // mesh.size, e2v.backend)
     # restore + step + loop
-    train_step = make_train_step(make_loss_fn(e2v, mesh, capacity), optimizer, mesh)
-    run = train_in_workdir(
-        state,
-        train_step,
+    run = train_module(
+        generator,
+        make_loss_fn(e2v, mesh, capacity),
         data,
         workdir,
-        config.to_json(),
+        config,
         e2v,
         mesh=mesh,
-        seed=config.seed,
         force=force,
         progress=progress,
         time_limit=time_limit,
-        eval_fn=None if eval_fn is None else (lambda s, step: eval_fn(s.model(), step)),
+        eval_fn=eval_fn,
         make_eval=(lambda logger: make_preview_eval(model, e2v, logger))
         if e2v.eval_every
         else None,

@@ -43,7 +43,7 @@ from ggtalker_jax.eval import metrics
 from ggtalker_jax.models.inpainter import BodyInpainter
 from ggtalker_jax.render.compose import composite, over
 from ggtalker_jax.train.checkpoint import read_run_config, restore_newest_model
-from ggtalker_jax.train.loop import TrainResult, train_in_workdir
+from ggtalker_jax.train.loop import TrainResult, train_module
 from ggtalker_jax.train.optim import section_optimizer
 from ggtalker_jax.train.parallel import (
     check_batch,
@@ -51,8 +51,6 @@ from ggtalker_jax.train.parallel import (
     mean_loss,
     sharded_example_terms,
 )
-from ggtalker_jax.train.state import TrainState
-from ggtalker_jax.train.step import make_train_step
 
 MAX_PSNR_MSE = 1e-10
 """MSE floor of the reported PSNRs (100 dB): a perfect region is not infinitely good."""
@@ -352,26 +350,22 @@ def train_inpainter(
         data = make_inpainter_source(model, section.data, section.batch_size, "train")
     # model/optimizer
     inpainter = build_inpainter(section, seed=config.seed)
-    optimizer = section_optimizer(section)
-    state = TrainState.from_model(inpainter, optimizer)
     # restore + step + evals + loop
-    train_step = make_train_step(make_loss_fn(section, mesh), optimizer, mesh)
     make_eval = None
     if eval_fn is None and section.eval_every and section.data.heldout:
         make_eval = functools.partial(make_heldout_eval, model, section)
-    run = train_in_workdir(
-        state,
-        train_step,
+    run = train_module(
+        inpainter,
+        make_loss_fn(section, mesh),
         data,
         workdir,
-        config.to_json(),
+        config,
         section,
         mesh=mesh,
-        seed=config.seed,
         force=force,
         progress=progress,
         time_limit=time_limit,
-        eval_fn=None if eval_fn is None else (lambda s, step: eval_fn(s.model(), step)),
+        eval_fn=eval_fn,
         make_eval=make_eval,
     )
     return InpainterRun(

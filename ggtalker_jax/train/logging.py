@@ -17,13 +17,22 @@ from ggtalker_jax.train.checkpoint import TENSORBOARD
 
 
 class TrainLogger:
-    """TensorBoard scalars and images for the run in ``workdir`` (``workdir/tensorboard``)."""
+    """TensorBoard scalars and images for the run in ``workdir`` (``workdir/tensorboard``).
+
+    In a multi-process run only process 0 writes (every process logs the same replicated
+    numbers); the others' calls do nothing.
+    """
 
     def __init__(self, workdir):
+        import jax
+
         self.logdir = Path(workdir) / TENSORBOARD
         self._writer = None
+        self._silent = jax.process_index() != 0
 
     def _get(self):
+        if self._silent:
+            return _NoWriter()
         if self._writer is None:
             from tensorboardX import SummaryWriter
 
@@ -55,6 +64,14 @@ class TrainLogger:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
+
+
+class _NoWriter:
+    def add_scalar(self, *args, **kwargs) -> None:
+        pass
+
+    def add_image(self, *args, **kwargs) -> None:
+        pass
 
 
 class ProgressBar:

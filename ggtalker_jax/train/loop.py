@@ -5,13 +5,24 @@ The loop owns no model knowledge: a stage hands it a state, a jitted step
 waits for the device only when it must look at numbers: at a log step, before a save (a
 checkpoint is written only after its losses are known to be finite) and at an evaluation.
 A data source is deterministic in its position, so a resumed run reads exactly the batches
-the uninterrupted run would have read, and with the saved key draws the same randomness.
+the uninterrupted run would have read, and with the saved key draws the same randomness: a
+run killed at any moment (SIGKILL included) and rerun ends on the parameters of a run that was
+never interrupted, having lost at most one save interval.
+
+A checkpoint is written only once the loss, gradient norm and parameter norm of the steps
+that led to it are known to be finite; a fresh run saves its starting state first. SIGTERM (a
+scheduler's preemption) ends the step under way, saves it, and raises :class:`Preempted`.
+Every log step also records the learning rate, the gradient and parameter norms, the
+throughput and (on a GPU) the device's peak memory.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import math
+import signal
+import threading
 import time
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol
@@ -20,7 +31,7 @@ import jax
 import numpy as np
 from jax.sharding import Mesh
 
-from ggtalker_jax.errors import InputError
+from ggtalker_jax.errors import InputError, Preempted
 from ggtalker_jax.train.checkpoint import Checkpointer
 from ggtalker_jax.train.logging import ProgressBar, TrainLogger
 from ggtalker_jax.train.parallel import replicate, shard_batch
@@ -65,16 +76,31 @@ class _Window:
     """Metrics of the steps since the last log, still on the device."""
 
     first_step: int = 0
+    batch_size: int = 1
+    started: float = dataclasses.field(default_factory=time.perf_counter)
     metrics: list[Metrics] = dataclasses.field(default_factory=list)
 
     def host(self) -> list[dict]:
         return jax.device_get(self.metrics)
 
 
+# What must be finite for a state to count as good: the loss the step was computed from, its
+# gradient, and the parameters it returned (a finite loss can still step to inf parameters).
+_FINITE = (
+    ("loss", "the loss"),
+    ("grad_norm", "the gradient norm"),
+    ("param_norm", "the parameter norm"),
+)
+
+
 def _check_finite(values: list[dict], first_step: int, checkpointer: Checkpointer) -> None:
     for offset, metrics in enumerate(values):
-        loss = float(metrics["loss"])
-        if not math.isfinite(loss):
+        for name, what in _FINITE:
+            if name not in metrics:
+                continue
+            value = float(metrics[name])
+            if math.isfinite(value):
+                continue
             checkpointer.wait()
             last = checkpointer.latest_step()
             where = (
@@ -83,22 +109,40 @@ def _check_finite(values: list[dict], first_step: int, checkpointer: Checkpointe
                 else "no checkpoint was saved"
             )
             raise TrainingDiverged(
-                f"step {first_step + offset + 1}: the loss is {loss} (not finite); training "
+                f"step {first_step + offset + 1}: {what} is {value} (not finite); training "
                 f"stopped and {where}; lower the learning rate or check the data, then rerun to "
                 "resume from it"
             )
+
+
+def device_memory_gib() -> float | None:
+    """Peak bytes in use on the first local device, in GiB, or ``None`` where the backend
+    keeps no statistics (CPU)."""
+    stats = jax.local_devices()[0].memory_stats()
+    if not stats:
+        return None
+    peak = stats.get("peak_bytes_in_use", stats.get("bytes_in_use"))
+    return None if peak is None else peak / 2**30
 
 
 def _log(window: _Window, step: int, checkpointer, logger, bar, history: list) -> None:
     values = window.host()
     _check_finite(values, window.first_step, checkpointer)
     means = {f"train/{k}": float(np.mean([v[k] for v in values])) for k in values[0]}
+    now = time.perf_counter()
+    seconds = now - window.started
+    if seconds > 0 and step > window.first_step:
+        means["perf/steps_per_second"] = (step - window.first_step) / seconds
+        means["perf/samples_per_second"] = means["perf/steps_per_second"] * window.batch_size
+    memory = device_memory_gib()
+    if memory is not None:
+        means["perf/device_memory_gib"] = memory
     history.append({"step": step, **means})
     if logger is not None:
         logger.scalars(step, means)
     if bar is not None:
         bar.update(step, means["train/loss"])
-    window.first_step, window.metrics = step, []
+    window.first_step, window.metrics, window.started = step, [], now
 
 
 def _evaluate(eval_fn: EvalFn, state, step: int, logger, history: list) -> None:
@@ -114,7 +158,26 @@ def _restore_or_start(checkpointer, state, key, mesh):
     position = 0
     if restored is not None:
         state, position, key = restored
+    elif int(state.step) == 0:
+        # A fresh run saves its starting state, so even a run that diverges at its first
+        # step leaves a checkpoint to load (and a kill before the first interval resumes).
+        checkpointer.save(0, state, position, key)
     return state, position, replicate(key, mesh)
+
+
+@contextlib.contextmanager
+def _stop_on_sigterm():
+    """An event set by SIGTERM while the block runs (main thread only: elsewhere signals
+    cannot be caught, and the event never sets); the previous handler comes back after."""
+    stop = threading.Event()
+    if threading.current_thread() is not threading.main_thread():
+        yield stop
+        return
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.set())
+    try:
+        yield stop
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def run_training(
@@ -152,17 +215,32 @@ def run_training(
         continues from it); ``None``: no limit.
 
     Raises:
-      TrainingDiverged: a non-finite loss (one line: the step and the last good checkpoint).
+      TrainingDiverged: a non-finite loss, gradient or parameter norm (one line: the step
+        and the last good checkpoint, which stays loadable).
+      Preempted: SIGTERM arrived; the state after the step under way was saved first.
       KeyboardInterrupt: after saving the current state (when its losses are finite).
     """
     state, position, key = _restore_or_start(checkpointer, state, key, mesh)
     step = int(state.step)
     history: list[dict] = []
-    window = _Window(first_step=step)
-    bar = ProgressBar(steps, step, data.batch_size) if progress else None
+    window = _Window(first_step=step, batch_size=data.batch_size)
+    # One bar per job: in a multi-process run, process 0 shows it.
+    show = progress and jax.process_index() == 0
+    bar = ProgressBar(steps, step, data.batch_size) if show else None
     start = time.perf_counter()
+    stack = contextlib.ExitStack()
+    sigterm = stack.enter_context(_stop_on_sigterm())
     try:
         while step < steps:
+            if sigterm.is_set():
+                if window.metrics:
+                    _log(window, step, checkpointer, logger, bar, history)
+                checkpointer.save(step, state, position, key)
+                checkpointer.wait()
+                raise Preempted(
+                    f"stopped by SIGTERM at step {step}: saved it in {checkpointer.workdir}; "
+                    "rerun the same command to resume"
+                )
             if time_limit is not None and time.perf_counter() - start > time_limit:
                 if window.metrics:
                     _log(window, step, checkpointer, logger, bar, history)
@@ -191,6 +269,7 @@ def run_training(
         checkpointer.wait()
         raise
     finally:
+        stack.close()
         if bar is not None:
             bar.close()
         if logger is not None:
@@ -233,7 +312,7 @@ def train_in_workdir(
       workdir: the run's folder (:class:`Checkpointer`).
       config_json: the resolved config, compared with the folder's.
       section: the stage's config section (``steps``, ``batch_size``, ``log_every``,
-        ``checkpoint_every``, ``eval_every``).
+        ``checkpoint_every``, ``keep_checkpoints``, ``eval_every``).
       seed: the run's key seed (a resume uses the checkpoint's key).
       force: start over (removes only the run's own files).
       progress: show the progress bar.
@@ -249,7 +328,8 @@ def train_in_workdir(
 
     start = time.perf_counter()
     every = section.checkpoint_every
-    with Checkpointer(workdir, config_json, every, force=force) as ckpt:
+    keep = getattr(section, "keep_checkpoints", 2)
+    with Checkpointer(workdir, config_json, every, keep, force=force) as ckpt:
         if on_open is not None:
             on_open(ckpt)
         first = ckpt.latest_step() or 0
@@ -277,3 +357,56 @@ def train_in_workdir(
     seconds = time.perf_counter() - start
     done = max(int(result.state.step) - first, 0)
     return StageRun(result, seconds, done * section.batch_size / max(seconds, 1e-9))
+
+
+def train_module(
+    module,
+    loss_fn,
+    data: DataSource,
+    workdir,
+    config,
+    section,
+    *,
+    mesh: Mesh,
+    force: bool = False,
+    progress: bool = True,
+    time_limit: float | None = None,
+    eval_fn: Callable | None = None,
+    make_eval: Callable[[TrainLogger], EvalFn] | None = None,
+    on_open: Callable[[Checkpointer], None] | None = None,
+) -> StageRun:
+    """A prior's run from its freshly built module: the section's optimizer and schedule,
+    the jitted step over ``loss_fn``, and :func:`train_in_workdir`.
+
+    Args:
+      module: the NNX module to train (its ``PRIOR`` parameters).
+      loss_fn: ``(module, batch, key) -> (loss, metrics)`` (:func:`make_train_step`).
+      data, workdir, mesh, force, progress, time_limit, make_eval, on_open: as
+        :func:`train_in_workdir`.
+      config: the whole resolved config (its JSON is the run's ``config.json``; its ``seed``
+        the run's key).
+      section: the stage's config section (the optimizer's fields and the intervals).
+      eval_fn: ``(module, step) -> {name: value}`` every ``section.eval_every`` steps.
+    """
+    from ggtalker_jax.train.optim import section_optimizer, section_schedule
+    from ggtalker_jax.train.step import make_train_step
+
+    optimizer = section_optimizer(section)
+    state = TrainState.from_model(module, optimizer)
+    train_step = make_train_step(loss_fn, optimizer, mesh, section_schedule(section))
+    return train_in_workdir(
+        state,
+        train_step,
+        data,
+        workdir,
+        config.to_json(),
+        section,
+        mesh=mesh,
+        seed=config.seed,
+        force=force,
+        progress=progress,
+        time_limit=time_limit,
+        eval_fn=None if eval_fn is None else (lambda s, step: eval_fn(s.model(), step)),
+        make_eval=make_eval,
+        on_open=on_open,
+    )

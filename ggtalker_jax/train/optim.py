@@ -70,3 +70,8 @@ def section_optimizer(section) -> optax.GradientTransformation:
     ``grad_clip``)."""
     s = section
     return make_optimizer(s.learning_rate, s.steps, s.warmup_steps, s.weight_decay, s.grad_clip)
+
+
+def section_schedule(section) -> optax.Schedule:
+    """The learning-rate schedule of :func:`section_optimizer` (for the step's metrics)."""
+    return make_schedule(section.learning_rate, section.steps, section.warmup_steps)

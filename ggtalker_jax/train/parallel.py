@@ -7,12 +7,15 @@ the compiler, with no ``pmap``-style collectives written by hand. ``shard_map``
 (:func:`per_example`) is used only around calls that must see one device's slice, such as
 the Pallas rasterizer.
 
-Multi-host runs call ``jax.distributed.initialize()`` before building the mesh; this module
-then sees every process's devices (single-host batches only for now: see :func:`shard_batch`).
+Multi-host runs start with :func:`initialize_distributed` (``jax.distributed.initialize()``
+from the launcher's environment variables) before anything touches a device; the mesh then
+spans every process's devices, and :func:`shard_batch` hands each process's rows of the
+global batch to ``jax.make_array_from_process_local_data``.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Sequence
 
 import jax
@@ -25,6 +28,60 @@ from jax.sharding import PartitionSpec as P
 from ggtalker_jax.errors import InputError
 
 DATA_AXIS = "data"
+
+# What a multi-process launch sets: JAX's own variables, or a cluster's that
+# jax.distributed.initialize() detects by itself (Slurm, Open MPI).
+_COORDINATOR = "JAX_COORDINATOR_ADDRESS"
+_CLUSTER_HINTS = ("SLURM_NTASKS", "OMPI_COMM_WORLD_SIZE")
+
+
+def initialize_distributed() -> bool:
+    """Start JAX's distributed runtime when this process is one of several.
+
+    A multi-host run sets ``JAX_COORDINATOR_ADDRESS`` (``host:port`` of process 0),
+    ``JAX_NUM_PROCESSES`` and ``JAX_PROCESS_ID`` on every host (or runs under Slurm or Open
+    MPI with more than one task, which JAX detects itself); one process per host then drives
+    all of its local GPUs. With none of these, nothing happens (one process, every local
+    device). Call it before anything touches a device; calling it twice is harmless.
+
+    Returns:
+      Whether the runtime was started (by this call or an earlier one).
+
+    Raises:
+      InputError: a coordinator address without the process count and id, or numbers that
+        do not parse.
+    """
+    if jax.distributed.is_initialized():
+        return True
+    env = os.environ
+    if _COORDINATOR in env:
+        missing = [k for k in ("JAX_NUM_PROCESSES", "JAX_PROCESS_ID") if k not in env]
+        if missing:
+            raise InputError(
+                f"{_COORDINATOR}={env[_COORDINATOR]} is set but {' and '.join(missing)} "
+                "is not; set all three on every host (the process count, and this host's "
+                "index from 0)"
+            )
+        try:
+            count, index = int(env["JAX_NUM_PROCESSES"]), int(env["JAX_PROCESS_ID"])
+        except ValueError:
+            raise InputError(
+                f"JAX_NUM_PROCESSES={env['JAX_NUM_PROCESSES']!r}, JAX_PROCESS_ID="
+                f"{env['JAX_PROCESS_ID']!r}: expected integers"
+            ) from None
+        if not 0 <= index < count:
+            raise InputError(
+                f"JAX_PROCESS_ID={index} with JAX_NUM_PROCESSES={count}: expected an id "
+                f"from 0 to {count - 1}"
+            )
+        if count == 1:
+            return False
+        jax.distributed.initialize(env[_COORDINATOR], num_processes=count, process_id=index)
+        return True
+    if any(int(env.get(k, "1") or 1) > 1 for k in _CLUSTER_HINTS):
+        jax.distributed.initialize()
+        return True
+    return False
 
 
 def make_data_mesh(devices: Sequence[jax.Device] | None = None) -> Mesh:
@@ -76,14 +133,37 @@ def check_batch(tree, mesh: Mesh) -> int:
     return size
 
 
+def process_rows(size: int) -> slice:
+    """The rows of a global batch of ``size`` that this process feeds (all of them in a
+    one-process run); the processes' slices tile the batch in process order."""
+    count, index = jax.process_count(), jax.process_index()
+    local = size // count
+    return slice(index * local, (index + 1) * local)
+
+
 def shard_batch(tree, mesh: Mesh):
-    """Split the leading axis of every array of ``tree`` over the ``"data"`` axis.
+    """Split the leading axis of every array of ``tree`` (the global batch) over the
+    ``"data"`` axis.
+
+    Each process puts only its own rows (:func:`process_rows`) on its own devices, through
+    ``jax.make_array_from_process_local_data``; with one process that is the whole batch.
+    A data source is deterministic in its position, so every process can compute the same
+    global batch and keep its rows (a source that makes only its rows saves that work).
 
     Raises:
       InputError: as :func:`check_batch`.
     """
-    check_batch(tree, mesh)
-    return jax.device_put(tree, batch_sharding(mesh))
+    size = check_batch(tree, mesh)
+    sharding = batch_sharding(mesh)
+    if jax.process_count() == 1:
+        return jax.device_put(tree, sharding)
+    rows = process_rows(size)
+
+    def put(x):
+        x = np.asarray(x)
+        return jax.make_array_from_process_local_data(sharding, x[rows], x.shape)
+
+    return jax.tree.map(put, tree)
 
 
 def per_example(fn: Callable, mesh: Mesh, *, check_vma: bool = True) -> Callable:

@@ -22,7 +22,10 @@ LossFn = Callable[[nnx.Module, object, jax.Array], tuple[jax.Array, dict[str, ja
 
 
 def make_train_step(
-    loss_fn: LossFn, optimizer: optax.GradientTransformation, mesh: Mesh
+    loss_fn: LossFn,
+    optimizer: optax.GradientTransformation,
+    mesh: Mesh,
+    schedule: optax.Schedule | None = None,
 ) -> Callable[[TrainState, object, jax.Array], tuple[TrainState, dict[str, jax.Array]]]:
     """Build ``train_step(state, batch, key) -> (state, metrics)``.
 
@@ -33,11 +36,15 @@ def make_train_step(
       optimizer: the transformation the state was created with.
       mesh: the data mesh: the state and key are replicated, the batch split on its leading
         axis (a batch that the devices do not divide fails in ``shard_batch`` first).
+      schedule: the optimizer's learning-rate schedule, reported as ``learning_rate`` (the
+        rate this step used); ``None``: not reported.
 
     Returns:
       The jitted step. ``state`` is donated: do not use it after the call. ``metrics`` holds
-      ``loss``, ``grad_norm`` (before clipping) and the loss function's own entries, as
-      device arrays (reading them is the caller's host sync).
+      ``loss``, ``grad_norm`` (before clipping), ``param_norm`` (after the update, so a
+      finite value vouches for the state the step returns), ``learning_rate`` (with a
+      schedule) and the loss function's own entries, as device arrays (reading them is the
+      caller's host sync).
     """
 
     def train_step(state: TrainState, batch, key: jax.Array):
@@ -46,7 +53,12 @@ def make_train_step(
 
         (loss, metrics), grads = jax.value_and_grad(objective, has_aux=True)(state.params)
         metrics = {**metrics, "loss": loss, "grad_norm": optax.tree.norm(grads)}
-        return state.apply_gradients(grads, optimizer), metrics
+        if schedule is not None:
+            with jax.numpy_dtype_promotion("standard"):  # optax mixes the int32 step in
+                metrics["learning_rate"] = schedule(state.step)
+        state = state.apply_gradients(grads, optimizer)
+        metrics["param_norm"] = optax.tree.norm(state.params)
+        return state, metrics
 
     rep = replicated(mesh)
     return jax.jit(

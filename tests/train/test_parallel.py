@@ -78,7 +78,7 @@ def test_step_keeps_replication_and_does_not_retrace(tiny, make_data, count_trac
             )
     assert traces() == 0
     assert int(state.step) == 4
-    assert set(metrics) == {"loss", "mae", "grad_norm"}
+    assert set(metrics) == {"loss", "mae", "grad_norm", "param_norm"}
     for leaf in jax.tree.leaves(state):
         assert leaf.sharding.spec == P() and len(leaf.sharding.device_set) == 8
 

@@ -3,10 +3,22 @@ checkpoints, logs and the loop. Each stage (``train/e2v.py``, ...) adds its loss
 
 from ggtalker_jax.train.checkpoint import Checkpointer, config_differences
 from ggtalker_jax.train.logging import ProgressBar, TrainLogger
-from ggtalker_jax.train.loop import DataSource, TrainingDiverged, TrainResult, run_training
-from ggtalker_jax.train.optim import make_optimizer, make_schedule
+from ggtalker_jax.train.loop import (
+    DataSource,
+    TrainingDiverged,
+    TrainResult,
+    run_training,
+    train_module,
+)
+from ggtalker_jax.train.optim import (
+    make_optimizer,
+    make_schedule,
+    section_optimizer,
+    section_schedule,
+)
 from ggtalker_jax.train.parallel import (
     batch_sharding,
+    initialize_distributed,
     make_data_mesh,
     per_example,
     replicate,
@@ -26,6 +38,7 @@ __all__ = [
     "TrainingDiverged",
     "batch_sharding",
     "config_differences",
+    "initialize_distributed",
     "make_data_mesh",
     "make_optimizer",
     "make_schedule",
@@ -34,6 +47,9 @@ __all__ = [
     "replicate",
     "replicated",
     "run_training",
+    "section_optimizer",
+    "section_schedule",
     "shard_batch",
     "split_model",
+    "train_module",
 ]

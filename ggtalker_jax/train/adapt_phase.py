@@ -7,7 +7,8 @@ plus ``curve.json`` (the held-out scores so far, rewritten at each checkpoint) a
 done, ``result.json``; a rerun skips a done phase (restoring its final state) and resumes an
 unfinished one from its last checkpoint, with the evaluations up to it. The time budget of a
 resumed phase starts again: a kill loses at most ``checkpoint_every`` steps, never the
-budget's accounting of a finished phase.
+budget's accounting of a finished phase. SIGTERM saves the step under way and raises
+:class:`~ggtalker_jax.errors.Preempted` (``ggtalker adapt`` then exits with status 143).
 
 A phase's budget runs from its first finished step, so the compile of its step (tens of
 seconds on a GPU, a minute on a loaded CPU) does not eat a short phase's share. The state it
@@ -22,6 +23,7 @@ The step function owns the model: ``step(state, position) -> (state, metrics)``,
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import math
@@ -31,9 +33,10 @@ from pathlib import Path
 
 import jax
 
+from ggtalker_jax.errors import Preempted
 from ggtalker_jax.outputs import write_text_atomic
 from ggtalker_jax.train.checkpoint import Checkpointer
-from ggtalker_jax.train.loop import TrainingDiverged
+from ggtalker_jax.train.loop import TrainingDiverged, stop_on_sigterm
 from ggtalker_jax.train.state import TrainState
 
 RESULT_NAME = "result.json"
@@ -168,8 +171,20 @@ def run_phase(
         best.offer(curve[-1], state)
         clock = None  # the budget runs from the first finished step (compiles excluded)
         metrics = None
+        sigterm = contextlib.ExitStack()
+        stopping = sigterm.enter_context(stop_on_sigterm())
         try:
             while step < spec.steps:
+                if stopping.is_set():  # a scheduler's preemption: keep the step under way
+                    if metrics is not None:
+                        _check_loss(float(metrics["loss"]), spec, step, workdir)
+                    ckpt.save(step, state, step, key)
+                    ckpt.wait()
+                    write_text_atomic(workdir / CURVE_NAME, json.dumps(curve))
+                    raise Preempted(
+                        f"stopped by SIGTERM in the {spec.name} phase at step {step}: saved it "
+                        f"in {workdir}; rerun the same command to resume"
+                    )
                 if clock is not None and time.perf_counter() - clock > spec.seconds:
                     stop = "time"
                     break
@@ -196,6 +211,7 @@ def run_phase(
                     ckpt.save(step, state, step, key)
                     write_text_atomic(workdir / CURVE_NAME, json.dumps(curve))
         finally:
+            sigterm.close()
             if bar is not None:
                 bar.close()
         if metrics is not None:

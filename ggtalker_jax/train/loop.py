@@ -166,7 +166,7 @@ def _restore_or_start(checkpointer, state, key, mesh):
 
 
 @contextlib.contextmanager
-def _stop_on_sigterm():
+def stop_on_sigterm():
     """An event set by SIGTERM while the block runs (main thread only: elsewhere signals
     cannot be caught, and the event never sets); the previous handler comes back after."""
     stop = threading.Event()
@@ -229,7 +229,7 @@ def run_training(
     bar = ProgressBar(steps, step, data.batch_size) if show else None
     start = time.perf_counter()
     stack = contextlib.ExitStack()
-    sigterm = stack.enter_context(_stop_on_sigterm())
+    sigterm = stack.enter_context(stop_on_sigterm())
     try:
         while step < steps:
             if sigterm.is_set():

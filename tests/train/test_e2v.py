@@ -1,4 +1,5 @@
-"""The E2V stage on CPU: a few steps lower the loss on a fixed batch without retracing, and
+"""The E2V stage on CPU: a few steps lower the loss on a fixed batch without retracing, a step
+sharded over 8 devices equals the one-device step, and
 ``ggtalker e2v train | eval | export`` run end to end on a tiny config: resume, the held-out
 report, a prior whose renders equal the run's, and one-line refusals."""
 
@@ -74,6 +75,33 @@ def test_steps_lower_the_loss_on_a_fixed_batch_without_retracing(count_traces):
     assert all(np.isfinite(losses))
     assert losses[-1] < losses[0] - 0.01, losses
     assert float(metrics["dropped"]) == 0
+
+
+def test_a_sharded_step_equals_the_single_device_step(key):
+    config = load_config("tiny", SMALL).e2v
+    model = load_flame()
+    batch = ProceduralE2V(model, config.data, config.batch_size, range(2)).batch(1)
+    template, _ = build_generator(model, config)
+    capacity = capacity_for(template, config.batch_size, config.backend)  # fits either split
+    results = []
+    for devices in (jax.devices()[:1], jax.devices()):
+        from ggtalker_jax.train import replicate, shard_batch
+
+        mesh = make_data_mesh(devices)
+        _, generator = build_generator(model, config, seed=1)
+        state = replicate(TrainState.from_model(generator, make_optimizer(1e-3, 2, 0, 0, 1)), mesh)
+        loss_fn = make_loss_fn(config, mesh, capacity)
+        # What the train step differentiates (train.step.make_train_step), on this mesh.
+        value_and_grad = jax.jit(
+            jax.value_and_grad(lambda p, b, s, f: f(s.model(p), b, key)[0]), static_argnums=3
+        )
+        results.append(value_and_grad(state.params, shard_batch(batch, mesh), state, loss_fn))
+    assert len(jax.devices()) == 8
+    (l1, d1), (l8, d8) = results
+    np.testing.assert_allclose(float(l8), float(l1), rtol=1e-5)
+    for a, b in zip(jax.tree.leaves(d1), jax.tree.leaves(d8), strict=True):
+        a, b = np.asarray(a), np.asarray(b)
+        np.testing.assert_allclose(b, a, rtol=1e-3, atol=1e-4 * np.abs(a).max() + 1e-12)
 
 
 def test_cli_train_eval_export_resume_and_refusals(tmp_path, capsys):

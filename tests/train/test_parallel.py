@@ -95,3 +95,35 @@ def test_eight_devices_match_one(tiny, tiny_one, make_data):
 def test_optimizer_rejects_bad_schedule():
     with pytest.raises(InputError, match="warmup_steps"):
         train.make_optimizer(1e-3, steps=10, warmup_steps=10, weight_decay=0.0, grad_clip=1.0)
+
+
+@pytest.mark.parametrize(
+    ("env", "message"),
+    [
+        ({"JAX_COORDINATOR_ADDRESS": "host0:1234"}, "JAX_NUM_PROCESSES and JAX_PROCESS_ID"),
+        (
+            {"JAX_COORDINATOR_ADDRESS": "h:1", "JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": "x"},
+            "expected integers",
+        ),
+        (
+            {"JAX_COORDINATOR_ADDRESS": "h:1", "JAX_NUM_PROCESSES": "2", "JAX_PROCESS_ID": "2"},
+            "from 0 to 1",
+        ),
+    ],
+)
+def test_a_half_set_launch_environment_is_one_line(monkeypatch, env, message):
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    with pytest.raises(InputError, match=message):
+        train.parallel.initialize_distributed()
+
+
+def test_one_process_needs_no_distributed_runtime(monkeypatch):
+    for name in ("JAX_COORDINATOR_ADDRESS", "SLURM_NTASKS", "OMPI_COMM_WORLD_SIZE"):
+        monkeypatch.delenv(name, raising=False)
+    assert train.parallel.initialize_distributed() is False
+    monkeypatch.setenv("JAX_COORDINATOR_ADDRESS", "localhost:1")
+    monkeypatch.setenv("JAX_NUM_PROCESSES", "1")
+    monkeypatch.setenv("JAX_PROCESS_ID", "0")
+    assert train.parallel.initialize_distributed() is False
+    assert train.parallel.process_rows(16) == slice(0, 16)

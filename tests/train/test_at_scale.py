@@ -29,8 +29,7 @@ from ggtalker_jax.train import step as step_module
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {
-    **os.environ,  # the conftest's 8 simulated devices included
-    "JAX_PLATFORMS": "cpu",
+    **os.environ,  # the conftest's platform and 8 simulated devices included
     "JAX_COMPILATION_CACHE_DIR": str(ROOT / ".jax_cache"),
     "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS": "0.2",
 }

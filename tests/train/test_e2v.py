@@ -99,9 +99,14 @@ def test_a_sharded_step_equals_the_single_device_step(key):
     assert len(jax.devices()) == 8
     (l1, d1), (l8, d8) = results
     np.testing.assert_allclose(float(l8), float(l1), rtol=1e-5)
-    for a, b in zip(jax.tree.leaves(d1), jax.tree.leaves(d8), strict=True):
-        a, b = np.asarray(a), np.asarray(b)
-        np.testing.assert_allclose(b, a, rtol=1e-3, atol=1e-4 * np.abs(a).max() + 1e-12)
+    # Leaf by leaf, the relative L2 error: the splatting's per-device sort and blend reorder
+    # float32 sums, which moves a leaf by up to about 1.5e-3 of its norm; a wrong
+    # reduction over devices (a missing sum, a factor of 8) is off by order one. A leaf whose
+    # gradient is only noise (a bias before a normalisation) is held to the largest leaf.
+    norms = [float(np.linalg.norm(np.asarray(a))) for a in jax.tree.leaves(d1)]
+    for a, b, norm in zip(jax.tree.leaves(d1), jax.tree.leaves(d8), norms, strict=True):
+        error = float(np.linalg.norm(np.asarray(b) - np.asarray(a)))
+        assert error <= 5e-3 * norm + 1e-6 * max(norms), (error, norm)
 
 
 def test_cli_train_eval_export_resume_and_refusals(tmp_path, capsys):

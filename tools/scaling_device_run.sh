@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Training at scale on one GPU device call (a bare machine, no network): tools/bench_scaling.py
+# for each prior's step on every GPU count the machine has (steps/s, samples/s per GPU,
+# scaling efficiency, the share of a step spent outside compute). Results go to $OUT (or
+# ./out/scaling_device): scaling.json and run.log.
+#
+#   bash tools/scaling_device_run.sh [--config gpu|prior_multi] [--steps N] [--set KEY=VALUE ...]
+#
+# Carry .whl/ (dm-pix, tensorboardX, espeakng-loader). NVLink multicast stays off on the lent
+# machines (NCCL_NVLS_ENABLE=0 is set here too, for the multi-GPU kinds).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+out="${OUT:-out/scaling_device}"
+mkdir -p "$out"
+config=gpu steps=50 sets=()
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --config) config="$2"; shift ;;
+        --steps) steps="$2"; shift ;;
+        --set) sets+=(--set "$2"); shift ;;
+        *) echo "scaling_device_run.sh: unknown argument $1"; exit 2 ;;
+    esac
+    shift
+done
+export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
+source tools/device_setup.sh
+python3 tools/bench_scaling.py --config "$config" --steps "$steps" --json "$out/scaling.json" \
+    "${sets[@]}" 2>&1 | quiet
+date -u +"%Y-%m-%dT%H:%M:%SZ end" | tee -a "$out/run.log"

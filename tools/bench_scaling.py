@@ -25,7 +25,11 @@ Compiles are never timed. For each ``n``:
 
 Rows give the loop's steps/s, samples/s and samples/s per device, the efficiency (samples/s
 per device over the smallest ``n``'s), compute steps/s and ``outside compute = 1 - t_compute /
-t_loop``, clamped at 0 (and marked) when the loop beat the compute timing.
+t_loop``, clamped at 0 (and marked) when the loop beat the compute timing. It splits into
+``input`` (the data source alone, ``batch(position)`` and its sharding, blocked on: for a
+procedural source that is the renderer on the device) and ``host`` = ``1 - (t_compute +
+t_input) / t_loop`` (what neither the step nor the input explains: dispatch, transfers,
+logging, the device waiting for the host).
 
 Without a GPU it runs on simulated CPU devices (8 unless ``XLA_FLAGS`` sets a count), which
 share the host's cores: the numbers show overhead, not scaling. ``--config tiny`` reduces the
@@ -256,6 +260,22 @@ def time_compute(step, state, batch, key, steps: int) -> float:
     return time.perf_counter() - start
 
 
+def time_input(source, mesh, steps: int) -> float:
+    """Seconds for ``steps`` batches of the data source alone, sharded, blocked on at the end
+    (a procedural source renders its batches on the device: that is its time there)."""
+    import jax
+
+    from ggtalker_jax.train import shard_batch
+
+    batch = shard_batch(source.batch(COMPUTE_WARMUP), mesh)
+    jax.block_until_ready(batch)
+    start = time.perf_counter()
+    for position in range(steps):
+        batch = shard_batch(source.batch(position), mesh)
+    jax.block_until_ready(batch)
+    return time.perf_counter() - start
+
+
 def time_loop(step, state, source, mesh, section, config, steps: int) -> tuple[float, int]:
     """Seconds for ``steps`` steps of :func:`run_training` (module docstring) and the number
     of logs written in them."""
@@ -310,8 +330,10 @@ def measure(prior: PriorBench, state, n: int, per_device: int, config, steps: in
     key = train.replicate(jax.random.key(config.seed), mesh)
     t_compute = time_compute(step, train.replicate(fresh(), mesh), batch, key, steps)
     del batch
+    t_input = time_input(source, mesh, steps)
     t_loop, logs = time_loop(step, fresh(), source, mesh, section, config, steps)
     outside = 1.0 - t_compute / t_loop
+    host = 1.0 - (t_compute + t_input) / t_loop
     samples = steps * size / t_loop
     return {
         "prior": prior.name,
@@ -328,8 +350,11 @@ def measure(prior: PriorBench, state, n: int, per_device: int, config, steps: in
         "samples_per_second": samples,
         "samples_per_second_per_device": samples / n,
         "compute_samples_per_second_per_device": steps * size / t_compute / n,
+        "input_seconds": t_input,
+        "input_share": t_input / t_loop,
         "outside_compute": max(outside, 0.0),
         "clamped": outside < 0,
+        "host_overhead": max(host, 0.0),
     }
 
 
@@ -381,6 +406,7 @@ def bench(config, model, per_device: dict, counts: list[int], steps: int) -> lis
 HEADER = (
     f"{'prior':<10}{'devices':>8}{'global batch':>14}{'steps/s':>9}{'samples/s':>11}"
     f"{'samples/s/device':>18}{'efficiency':>12}{'compute steps/s':>17}{'outside compute':>17}"
+    f"{'input':>8}{'host':>7}"
 )
 
 
@@ -394,6 +420,7 @@ def table(rows: list[dict]) -> list[str]:
             f"{r['steps_per_second']:>9.2f}{r['samples_per_second']:>11.1f}"
             f"{r['samples_per_second_per_device']:>18.1f}{r['efficiency']:>12.2f}"
             f"{r['compute_steps_per_second']:>17.2f}{outside:>17}"
+            f"{r['input_share']:>8.0%}{r['host_overhead']:>7.0%}"
         )
     return lines
 
@@ -462,7 +489,7 @@ def run(args) -> dict:
     print(
         "steps/s, samples/s and efficiency: the real loop (run_training: data, transfers, "
         f"logs); efficiency: samples/s per device over {counts[0]} device(s); outside "
-        "compute = 1 - t_compute / t_loop"
+        "compute = 1 - t_compute / t_loop = input (the data source alone) + host (the rest)"
     )
     if any(r["clamped"] for r in rows):
         print("* the loop ran faster than the compute timing (noise); clamped at 0")

@@ -2,7 +2,7 @@
 # Training at scale on one GPU device call (a bare machine, no network): tools/bench_scaling.py
 # for each prior's step on every GPU count the machine has (steps/s, samples/s per GPU,
 # scaling efficiency, the share of a step spent outside compute). Results go to $OUT (or
-# ./out/scaling_device): scaling.json and run.log.
+# ./out/scaling_device): scaling_<prior>.json and run.log.
 #
 #   bash tools/scaling_device_run.sh [--config gpu|prior_multi] [--steps N] [--set KEY=VALUE ...]
 #
@@ -24,6 +24,9 @@ while [ $# -gt 0 ]; do
 done
 export NCCL_NVLS_ENABLE=0 TORCH_SYMM_MEM_DISABLE_MULTICAST=1 NVSHMEM_DISABLE_NVLS=1
 source tools/device_setup.sh
-python3 tools/bench_scaling.py --config "$config" --steps "$steps" --json "$out/scaling.json" \
-    "${sets[@]}" 2>&1 | quiet
+# One process per prior: a prior's pool, world or caches never share the host with another's.
+for prior in a2e inpainter e2v; do
+    python3 tools/bench_scaling.py --config "$config" --priors "$prior" --steps "$steps" \
+        --json "$out/scaling_$prior.json" "${sets[@]}" 2>&1 | grep -v cuda_timer | quiet
+done
 date -u +"%Y-%m-%dT%H:%M:%SZ end" | tee -a "$out/run.log"

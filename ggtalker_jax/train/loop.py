@@ -79,6 +79,9 @@ class _Window:
     first_step: int = 0
     batch_size: int = 1
     started: float = dataclasses.field(default_factory=time.perf_counter)
+    # The run's first window holds the step's compile (and a restore or the step-0 save):
+    # its rate would be no rate of training, so the perf scalars start with the second.
+    timed: bool = False
     metrics: list[Metrics] = dataclasses.field(default_factory=list)
 
     def host(self) -> list[dict]:
@@ -132,7 +135,7 @@ def _log(window: _Window, step: int, checkpointer, logger, bar, history: list) -
     means = {f"train/{k}": float(np.mean([v[k] for v in values])) for k in values[0]}
     now = time.perf_counter()
     seconds = now - window.started
-    if seconds > 0 and step > window.first_step:
+    if window.timed and seconds > 0 and step > window.first_step:
         means["perf/steps_per_second"] = (step - window.first_step) / seconds
         means["perf/samples_per_second"] = means["perf/steps_per_second"] * window.batch_size
     memory = device_memory_gib()
@@ -144,6 +147,7 @@ def _log(window: _Window, step: int, checkpointer, logger, bar, history: list) -
     if bar is not None:
         bar.update(step, means["train/loss"])
     window.first_step, window.metrics, window.started = step, [], now
+    window.timed = True
 
 
 def _evaluate(eval_fn: EvalFn, state, step: int, logger, history: list) -> None:
@@ -200,7 +204,8 @@ def run_training(
     """Train ``state`` to ``steps`` steps, resuming from ``checkpointer``'s newest checkpoint.
 
     Args:
-      state: the freshly initialised state (the template a checkpoint restores into).
+      state: the freshly initialised state (the template a checkpoint restores into); it is
+        donated to the step, so do not use it (or arrays it shares) after the call.
       train_step: the jitted, donating step.
       data: the batches (:class:`DataSource`); position ``p`` is step ``p``'s batch on a
         fresh run.

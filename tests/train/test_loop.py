@@ -62,6 +62,14 @@ def test_logs_and_evaluates(tmp_path, tiny, make_data, make_config):
     logger.close()
     assert calls == [2, 4]
     assert {"step": 4, "eval/score": 4.0} in result.history
+    logs = [h for h in result.history if "train/loss" in h]
+    assert [h["step"] for h in logs] == [2, 4]
+    assert all(h["train/param_norm"] > 0 and h["train/grad_norm"] >= 0 for h in logs)
+    # The first window holds the compile: throughput is logged from the second one on.
+    assert "perf/steps_per_second" not in logs[0] and logs[1]["perf/steps_per_second"] > 0
+    assert logs[1]["perf/samples_per_second"] == pytest.approx(
+        logs[1]["perf/steps_per_second"] * make_data().batch_size
+    )
     assert any((tmp_path / "tensorboard").glob("events.out.tfevents.*"))
 
 

@@ -23,7 +23,6 @@ The step function owns the model: ``step(state, position) -> (state, metrics)``,
 
 from __future__ import annotations
 
-import contextlib
 import dataclasses
 import json
 import math
@@ -33,10 +32,9 @@ from pathlib import Path
 
 import jax
 
-from ggtalker_jax.errors import Preempted
 from ggtalker_jax.outputs import write_text_atomic
 from ggtalker_jax.train.checkpoint import Checkpointer
-from ggtalker_jax.train.loop import TrainingDiverged, stop_on_sigterm
+from ggtalker_jax.train.loop import TrainingDiverged, save_preempted, stop_on_sigterm
 from ggtalker_jax.train.state import TrainState
 
 RESULT_NAME = "result.json"
@@ -171,49 +169,43 @@ def run_phase(
         best.offer(curve[-1], state)
         clock = None  # the budget runs from the first finished step (compiles excluded)
         metrics = None
-        sigterm = contextlib.ExitStack()
-        stopping = sigterm.enter_context(stop_on_sigterm())
-        try:
-            while step < spec.steps:
-                if stopping.is_set():  # a scheduler's preemption: keep the step under way
-                    if metrics is not None:
-                        _check_loss(float(metrics["loss"]), spec, step, workdir)
-                    ckpt.save(step, state, step, key)
-                    ckpt.wait()
-                    write_text_atomic(workdir / CURVE_NAME, json.dumps(curve))
-                    raise Preempted(
-                        f"stopped by SIGTERM in the {spec.name} phase at step {step}: saved it "
-                        f"in {workdir}; rerun the same command to resume"
-                    )
-                if clock is not None and time.perf_counter() - clock > spec.seconds:
-                    stop = "time"
-                    break
-                state, metrics = step_fn(state, step)
-                step += 1
-                if clock is None:
-                    jax.block_until_ready(metrics["loss"])
-                    clock = time.perf_counter()
-                if bar is not None:
-                    bar.update(1)
-                if step % spec.eval_every == 0 or step == spec.steps:
-                    _check_loss(float(metrics["loss"]), spec, step, workdir)
-                    scores = evaluate(state)
-                    t = spec.t_offset + time.perf_counter() - start
-                    curve.append({"step": step, "t": round(t, 2), **scores})
-                    best.offer(curve[-1], state)
-                    if bar is not None:
-                        bar.set_postfix({k: f"{v:.2f}" for k, v in scores.items()})
-                    if _plateaued(curve, spec.score_key, spec.patience, spec.min_gain):
-                        stop = "plateau"
+        with stop_on_sigterm() as stopping:
+            try:
+                while step < spec.steps:
+                    if stopping.is_set():  # a scheduler's preemption: keep the step under way
+                        if metrics is not None:
+                            _check_loss(float(metrics["loss"]), spec, step, workdir)
+                        write_text_atomic(workdir / CURVE_NAME, json.dumps(curve))
+                        where = f"in the {spec.name} phase "
+                        raise save_preempted(ckpt, step, state, step, key, where)
+                    if clock is not None and time.perf_counter() - clock > spec.seconds:
+                        stop = "time"
                         break
-                if step % spec.checkpoint_every == 0:
-                    _check_loss(float(metrics["loss"]), spec, step, workdir)
-                    ckpt.save(step, state, step, key)
-                    write_text_atomic(workdir / CURVE_NAME, json.dumps(curve))
-        finally:
-            sigterm.close()
-            if bar is not None:
-                bar.close()
+                    state, metrics = step_fn(state, step)
+                    step += 1
+                    if clock is None:
+                        jax.block_until_ready(metrics["loss"])
+                        clock = time.perf_counter()
+                    if bar is not None:
+                        bar.update(1)
+                    if step % spec.eval_every == 0 or step == spec.steps:
+                        _check_loss(float(metrics["loss"]), spec, step, workdir)
+                        scores = evaluate(state)
+                        t = spec.t_offset + time.perf_counter() - start
+                        curve.append({"step": step, "t": round(t, 2), **scores})
+                        best.offer(curve[-1], state)
+                        if bar is not None:
+                            bar.set_postfix({k: f"{v:.2f}" for k, v in scores.items()})
+                        if _plateaued(curve, spec.score_key, spec.patience, spec.min_gain):
+                            stop = "plateau"
+                            break
+                    if step % spec.checkpoint_every == 0:
+                        _check_loss(float(metrics["loss"]), spec, step, workdir)
+                        ckpt.save(step, state, step, key)
+                        write_text_atomic(workdir / CURVE_NAME, json.dumps(curve))
+            finally:
+                if bar is not None:
+                    bar.close()
         if metrics is not None:
             _check_loss(float(metrics["loss"]), spec, step, workdir)
         if curve[-1]["step"] != step:

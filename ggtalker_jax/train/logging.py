@@ -31,8 +31,6 @@ class TrainLogger:
         self._silent = jax.process_index() != 0
 
     def _get(self):
-        if self._silent:
-            return _NoWriter()
         if self._writer is None:
             from tensorboardX import SummaryWriter
 
@@ -41,6 +39,8 @@ class TrainLogger:
 
     def scalars(self, step: int, values: Mapping[str, float]) -> None:
         """One value per tag at ``step`` (host numbers: sync before calling)."""
+        if self._silent:
+            return
         writer = self._get()
         for tag, value in values.items():
             writer.add_scalar(tag, float(value), global_step=int(step))
@@ -51,6 +51,8 @@ class TrainLogger:
         Args:
           image: ``[H, W, 3]`` uint8, or float in 0..1 (clipped).
         """
+        if self._silent:
+            return
         image = np.asarray(image)
         if image.dtype != np.uint8:
             image = np.round(np.clip(image, 0.0, 1.0) * 255.0).astype(np.uint8)
@@ -64,14 +66,6 @@ class TrainLogger:
         if self._writer is not None:
             self._writer.close()
             self._writer = None
-
-
-class _NoWriter:
-    def add_scalar(self, *args, **kwargs) -> None:
-        pass
-
-    def add_image(self, *args, **kwargs) -> None:
-        pass
 
 
 class ProgressBar:

@@ -35,8 +35,10 @@ from jax.sharding import Mesh
 from ggtalker_jax.errors import InputError, Preempted
 from ggtalker_jax.train.checkpoint import Checkpointer
 from ggtalker_jax.train.logging import ProgressBar, TrainLogger
+from ggtalker_jax.train.optim import section_optimizer, section_schedule
 from ggtalker_jax.train.parallel import replicate, shard_batch
 from ggtalker_jax.train.state import TrainState
+from ggtalker_jax.train.step import make_train_step
 
 Metrics = dict[str, jax.Array]
 StepFn = Callable[[TrainState, Any, jax.Array], tuple[TrainState, Metrics]]
@@ -185,6 +187,19 @@ def stop_on_sigterm():
         signal.signal(signal.SIGTERM, previous)
 
 
+def save_preempted(
+    checkpointer: Checkpointer, step: int, state, position: int, key, where: str = ""
+) -> Preempted:
+    """Save ``state`` as step ``step``, wait until it is on disk, and return the
+    :class:`Preempted` error to raise (``where``: the job's part, e.g. ``"in the head phase "``)."""
+    checkpointer.save(step, state, position, key)
+    checkpointer.wait()
+    return Preempted(
+        f"stopped by SIGTERM {where}at step {step}: saved it in {checkpointer.workdir}; rerun "
+        "the same command to resume"
+    )
+
+
 def run_training(
     state: TrainState,
     train_step: StepFn,
@@ -234,52 +249,45 @@ def run_training(
     show = progress and jax.process_index() == 0
     bar = ProgressBar(steps, step, data.batch_size) if show else None
     start = time.perf_counter()
-    stack = contextlib.ExitStack()
-    sigterm = stack.enter_context(stop_on_sigterm())
-    try:
-        while step < steps:
-            if sigterm.is_set():
-                if window.metrics:
+    with stop_on_sigterm() as sigterm:
+        try:
+            while step < steps:
+                if sigterm.is_set():
+                    if window.metrics:
+                        _log(window, step, checkpointer, logger, bar, history)
+                    raise save_preempted(checkpointer, step, state, position, key)
+                if time_limit is not None and time.perf_counter() - start > time_limit:
+                    if window.metrics:
+                        _log(window, step, checkpointer, logger, bar, history)
+                    break
+                # The run's key goes to every step unchanged: the step folds its own step count
+                # in (make_train_step), so no key op is dispatched here. On an H200 an eager
+                # jax.random.split of the replicated key cost more host time than the A2E step.
+                batch = shard_batch(data.batch(position), mesh)
+                state, metrics = train_step(state, batch, key)
+                step, position = step + 1, position + 1
+                window.metrics.append(metrics)
+                last = step == steps
+                if step % log_every == 0 or last:
                     _log(window, step, checkpointer, logger, bar, history)
-                checkpointer.save(step, state, position, key)
-                checkpointer.wait()
-                raise Preempted(
-                    f"stopped by SIGTERM at step {step}: saved it in {checkpointer.workdir}; "
-                    "rerun the same command to resume"
-                )
-            if time_limit is not None and time.perf_counter() - start > time_limit:
-                if window.metrics:
-                    _log(window, step, checkpointer, logger, bar, history)
-                break
-            # The run's key goes to every step unchanged: the step folds its own step count
-            # in (make_train_step), so no key op is dispatched here. On an H200 an eager
-            # jax.random.split of the replicated key cost more host time than the A2E step.
-            batch = shard_batch(data.batch(position), mesh)
-            state, metrics = train_step(state, batch, key)
-            step, position = step + 1, position + 1
-            window.metrics.append(metrics)
-            last = step == steps
-            if step % log_every == 0 or last:
-                _log(window, step, checkpointer, logger, bar, history)
-            if checkpointer.should_save(step) or last:
-                _check_finite(window.host(), window.first_step, checkpointer)
-                checkpointer.save(step, state, position, key)
-            if eval_fn is not None and eval_every and (step % eval_every == 0 or last):
-                _evaluate(eval_fn, state, step, logger, history)
+                if checkpointer.should_save(step) or last:
+                    _check_finite(window.host(), window.first_step, checkpointer)
+                    checkpointer.save(step, state, position, key)
+                if eval_fn is not None and eval_every and (step % eval_every == 0 or last):
+                    _evaluate(eval_fn, state, step, logger, history)
+                if bar is not None:
+                    bar.update(step)
+            checkpointer.save(step, state, position, key)  # a no-op unless nothing ran
+        except KeyboardInterrupt:
+            _check_finite(window.host(), window.first_step, checkpointer)
+            checkpointer.save(step, state, position, key)
+            checkpointer.wait()
+            raise
+        finally:
             if bar is not None:
-                bar.update(step)
-        checkpointer.save(step, state, position, key)  # a no-op unless nothing ran
-    except KeyboardInterrupt:
-        _check_finite(window.host(), window.first_step, checkpointer)
-        checkpointer.save(step, state, position, key)
-        checkpointer.wait()
-        raise
-    finally:
-        stack.close()
-        if bar is not None:
-            bar.close()
-        if logger is not None:
-            logger.flush()
+                bar.close()
+            if logger is not None:
+                logger.flush()
     checkpointer.wait()
     return TrainResult(state=state, history=history, position=position, key=key)
 
@@ -334,7 +342,7 @@ def train_in_workdir(
 
     start = time.perf_counter()
     every = section.checkpoint_every
-    keep = getattr(section, "keep_checkpoints", 2)
+    keep = section.keep_checkpoints
     with Checkpointer(workdir, config_json, every, keep, force=force) as ckpt:
         if on_open is not None:
             on_open(ckpt)
@@ -394,9 +402,6 @@ def train_module(
       section: the stage's config section (the optimizer's fields and the intervals).
       eval_fn: ``(module, step) -> {name: value}`` every ``section.eval_every`` steps.
     """
-    from ggtalker_jax.train.optim import section_optimizer, section_schedule
-    from ggtalker_jax.train.step import make_train_step
-
     optimizer = section_optimizer(section)
     state = TrainState.from_model(module, optimizer)
     train_step = make_train_step(loss_fn, optimizer, mesh, section_schedule(section))

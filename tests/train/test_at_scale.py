@@ -25,7 +25,7 @@ from flax import nnx
 
 from ggtalker_jax.cli import main
 from ggtalker_jax.flame import load_flame
-from ggtalker_jax.train import step as step_module
+from ggtalker_jax.train import loop
 
 ROOT = Path(__file__).resolve().parents[2]
 ENV = {
@@ -170,7 +170,7 @@ def test_a_nan_loss_stops_in_one_line_and_leaves_a_loadable_checkpoint(
     prior, tmp_path, rng, monkeypatch, capsys
 ):
     bad_step = int(rng.integers(2, STEPS))
-    make_step = step_module.make_train_step
+    make_step = loop.make_train_step
 
     def diverging(*args, **kwargs):  # the parameters turn NaN before step bad_step
         step = make_step(*args, **kwargs)
@@ -184,7 +184,7 @@ def test_a_nan_loss_stops_in_one_line_and_leaves_a_loadable_checkpoint(
         return run
 
     diverging.calls = 0
-    monkeypatch.setattr(step_module, "make_train_step", diverging)
+    monkeypatch.setattr(loop, "make_train_step", diverging)
     work = tmp_path / "run"
     assert main(train_args(prior, work)) == 2
     lines = [x for x in capsys.readouterr().err.splitlines() if x.startswith("ggtalker")]

@@ -3,7 +3,7 @@ the share of a real training step spent outside compute (input, host transfers, 
 
     python tools/bench_scaling.py                   # CPU: tiny config, 8 simulated devices
     python tools/bench_scaling.py --config tiny --devices 1,2 --steps 5       # quick check
-    python tools/bench_scaling.py --config gpu --json scaling.json            # GPU machine
+    python tools/bench_scaling.py --config gpu --repeats 3 --json scaling.json  # GPU machine
     python tools/bench_scaling.py --config prior_multi --devices 1,2,4,8 --priors e2v,a2e
 
 For each prior (``e2v``, ``a2e``, ``inpainter``) and device count ``n``: the prior's training
@@ -22,6 +22,10 @@ Compiles are never timed. For each ``n``:
    step's log, which follows the host's read of every step's metrics (the loop's sync). The
    restore before and the checkpoint ``run_training`` always writes at its last step after
    are left out; the last step is always logged (the JSON counts the logs timed).
+
+With ``--repeats R`` each timing (compute, input below, loop) is taken R times, in turn,
+and the row holds their medians (the JSON also each trial's outside share): a GPU's speed
+drifts by several percent between calls, which one trial of each mixes into the shares.
 
 Rows give the loop's steps/s, samples/s and samples/s per device, the efficiency (samples/s
 per device over the smallest ``n``'s), compute steps/s and ``outside compute = 1 - t_compute /
@@ -308,8 +312,14 @@ def time_loop(step, state, source, mesh, section, config, steps: int) -> tuple[f
     return end - data.first_call, len(logger.stamps)
 
 
-def measure(prior: PriorBench, state, n: int, per_device: int, config, steps: int) -> dict:
-    """One row: the compute and loop timings of ``prior`` on the first ``n`` devices."""
+def measure(
+    prior: PriorBench, state, n: int, per_device: int, config, steps: int, repeats: int = 1
+) -> dict:
+    """One row: the compute, input and loop timings of ``prior`` on the first ``n`` devices,
+    each the median of ``repeats`` trials taken in turn (compute, input, loop, compute, ...),
+    so a drift of the machine's speed lands in every part alike."""
+    import statistics
+
     import jax
     import jax.numpy as jnp
 
@@ -328,10 +338,13 @@ def measure(prior: PriorBench, state, n: int, per_device: int, config, steps: in
     # Each phase donates its own copy of the initial state.
     fresh = lambda: jax.tree.map(jnp.copy, state)
     key = train.replicate(jax.random.key(config.seed), mesh)
-    t_compute = time_compute(step, train.replicate(fresh(), mesh), batch, key, steps)
-    del batch
-    t_input = time_input(source, mesh, steps)
-    t_loop, logs = time_loop(step, fresh(), source, mesh, section, config, steps)
+    trials = []
+    for _ in range(repeats):
+        t_compute = time_compute(step, train.replicate(fresh(), mesh), batch, key, steps)
+        t_input = time_input(source, mesh, steps)
+        t_loop, logs = time_loop(step, fresh(), source, mesh, section, config, steps)
+        trials.append((t_compute, t_input, t_loop))
+    t_compute, t_input, t_loop = (statistics.median(t) for t in zip(*trials, strict=True))
     outside = 1.0 - t_compute / t_loop
     host = 1.0 - (t_compute + t_input) / t_loop
     samples = steps * size / t_loop
@@ -341,6 +354,7 @@ def measure(prior: PriorBench, state, n: int, per_device: int, config, steps: in
         "per_device_batch": per_device,
         "global_batch": size,
         "steps": steps,
+        "repeats": repeats,
         "log_every": section.log_every,
         "logs_in_window": logs,
         "compute_seconds": t_compute,
@@ -355,6 +369,8 @@ def measure(prior: PriorBench, state, n: int, per_device: int, config, steps: in
         "outside_compute": max(outside, 0.0),
         "clamped": outside < 0,
         "host_overhead": max(host, 0.0),
+        # Each trial's own share: the spread the median hides.
+        "outside_per_trial": [1.0 - c / loop for c, _, loop in trials],
     }
 
 
@@ -375,7 +391,9 @@ def add_efficiency(rows: list[dict]) -> None:
 # -- the run ---------------------------------------------------------------------------------
 
 
-def bench(config, model, per_device: dict, counts: list[int], steps: int) -> list[dict]:
+def bench(
+    config, model, per_device: dict, counts: list[int], steps: int, repeats: int = 1
+) -> list[dict]:
     """Every row of the table, in prior then device-count order (progress on stdout).
 
     Args:
@@ -392,7 +410,7 @@ def bench(config, model, per_device: dict, counts: list[int], steps: int) -> lis
         print(f"{name}: data and model ready in {time.perf_counter() - start:.1f} s", flush=True)
         for n in counts:
             start = time.perf_counter()
-            row = measure(prior, state, n, batch, config, steps)
+            row = measure(prior, state, n, batch, config, steps, repeats)
             rows.append(row)
             print(
                 f"{name} on {n} device(s): {row['steps_per_second']:.2f} steps/s "
@@ -480,10 +498,11 @@ def run(args) -> dict:
         f"config {config_name}; weak scaling: the batch per device is fixed (batch_size / "
         f"{counts[-1]}, the largest count: "
         + ", ".join(f"{n} {b}" for n, b in per_device.items())
-        + f"), the global batch is that x devices; {steps} timed steps after warm-up"
+        + f"), the global batch is that x devices; {steps} timed steps after warm-up, "
+        f"{args.repeats} trial(s) of each part in turn (medians)"
     )
     model = load_flame(config.flame_model or None)
-    rows = bench(config, model, per_device, counts, steps)
+    rows = bench(config, model, per_device, counts, steps, args.repeats)
     print()
     print("\n".join(table(rows)))
     print(
@@ -493,12 +512,17 @@ def run(args) -> dict:
     )
     if any(r["clamped"] for r in rows):
         print("* the loop ran faster than the compute timing (noise); clamped at 0")
+    if args.repeats > 1:
+        for r in rows:
+            shares = ", ".join(f"{x:.0%}" for x in r["outside_per_trial"])
+            print(f"{r['prior']} on {r['devices']} device(s): outside compute per trial {shares}")
     return {
         **machine,
         "config": config_name,
         "sets": args.set,
         "reduced": reduced,
         "steps": steps,
+        "repeats": args.repeats,
         "per_device_batch": per_device,
         "rows": rows,
     }
@@ -511,10 +535,15 @@ def main(argv=None) -> int:
     p.add_argument("--priors", default=",".join(PRIORS), help="some of e2v,a2e,inpainter")
     p.add_argument("--devices", help="device counts, e.g. 1,2,4,8 (default: powers of two, all)")
     p.add_argument("--steps", type=int, help="timed steps (default: 20 on CPU, 50 on a GPU)")
+    p.add_argument(
+        "--repeats", type=int, default=1, help="trials of each timing, in turn (default 1)"
+    )
     p.add_argument("--json", help="write the results here too")
     args = p.parse_args(argv)
     if args.steps is not None and args.steps < 1:
         p.error(f"--steps {args.steps}: expected 1 or more")
+    if args.repeats < 1:
+        p.error(f"--repeats {args.repeats}: expected 1 or more")
     if not gpu_present():
         force_cpu_devices()
 

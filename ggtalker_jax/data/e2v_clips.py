@@ -197,6 +197,7 @@ class ClipE2V:
             target.mask[j].astype(np.float32),
             np.asarray(BACKGROUND, np.float32),
             np.int32(clip.identity),
+            np.int32(0),  # dropped: frames read from disk are complete
         )
 
 

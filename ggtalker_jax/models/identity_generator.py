@@ -56,7 +56,7 @@ from ggtalker_jax.models.layers import (
     upsample_nearest,
 )
 from ggtalker_jax.render.head import HeadTemplate, pose_mesh
-from ggtalker_jax.render.mesh.raster import rasterize_mesh
+from ggtalker_jax.render.mesh.raster import rasterize_mesh, window_capacity
 from ggtalker_jax.types import FlameParams
 
 __all__ = ["IdentityGenerator", "TexelLift", "lift_texels"]
@@ -79,12 +79,16 @@ class TexelLift:
       visibility: ``[B, N]`` float 0/1 (no gradient): in front, on the image, not occluded.
       facing: ``[B, N]`` cosine between the face normal and the direction to the camera,
         clipped to 0..1 (1 = seen head-on), times visibility.
+      dropped: ``[B]`` int32 work windows the z-buffer's rasterizer left untested (it runs
+        a fixed amount of work, :func:`~ggtalker_jax.render.mesh.window_capacity`; 0 when
+        that sufficed, as for any head framed in its image).
     """
 
     pixels: jax.Array
     depth: jax.Array
     visibility: jax.Array
     facing: jax.Array
+    dropped: jax.Array
 
 
 def lift_texels(
@@ -137,8 +141,16 @@ def lift_texels(
     scale = jnp.asarray([zw / width, zh / height, 1.0], jnp.float32)
     k_small = K * scale[None, :, None]  # rows 0, 1 of K scaled
     faces = jnp.asarray(template.faces, jnp.int32)
-    raster = jax.vmap(lambda v, vm, k: rasterize_mesh(v, faces, vm, k, zw, zh, near).depth)
-    zbuffer = raster(vertices, viewmat, k_small)  # [B, zh, zw], +inf where empty
+    # A fixed amount of rasterizer work: this runs inside the training step, where a loop
+    # with a data-dependent trip count would make the host wait for the GPU at every
+    # iteration (render.mesh.raster, step 3).
+    capacity = window_capacity(faces.shape[0], zw, zh)
+
+    def depth_of(v, vm, k):
+        fragments = rasterize_mesh(v, faces, vm, k, zw, zh, near, max_windows=capacity)
+        return fragments.depth, fragments.dropped
+
+    zbuffer, dropped = jax.vmap(depth_of)(vertices, viewmat, k_small)  # [B, zh, zw], +inf empty
 
     # The nearest surface around the texel: the min over the 2x2 z-buffer pixels whose
     # centres surround it (a single nearest pixel is often empty along a coarse z-buffer's
@@ -169,7 +181,9 @@ def lift_texels(
         jnp.linalg.norm(n_cam, axis=-1) * jnp.linalg.norm(p_cam, axis=-1), 1e-12
     )
     facing = jax.lax.stop_gradient(jnp.clip(cosine, 0.0, 1.0)) * visibility
-    return TexelLift(pixels=pixels, depth=depth, visibility=visibility, facing=facing)
+    return TexelLift(
+        pixels=pixels, depth=depth, visibility=visibility, facing=facing, dropped=dropped
+    )
 
 
 # --------------------------------------------------------------------------- the network
@@ -313,6 +327,17 @@ class IdentityGenerator(nnx.Module):
     ) -> jax.Array:
         """Returns the raw map ``[B, Hu, Wu, 14]`` float32 (``base_map + delta``, zero on
         uncovered texels)."""
+        return self.predict(source_image, source_params, source_viewmat, source_K)[0]
+
+    def predict(
+        self,
+        source_image: jax.Array,
+        source_params: FlameParams,
+        source_viewmat: jax.Array,
+        source_K: jax.Array,
+    ) -> tuple[jax.Array, jax.Array]:
+        """:meth:`__call__` and the lift's ``dropped [B]`` (:class:`TexelLift`): ``(map,
+        dropped)``, for a trainer that logs whether the visibility z-buffer was complete."""
         template = self.template
         shape = tuple(source_image.shape)
         crop = self.crop_size
@@ -364,4 +389,4 @@ class IdentityGenerator(nnx.Module):
         delta = self.unet(x).astype(jnp.float32)  # [B, Hu, Wu, 14]
         mask = jnp.asarray(template.layout.mask[..., None], jnp.float32)  # [Hu, Wu, 1]
         base = jnp.asarray(template.base_map, jnp.float32)
-        return (base[None] + delta) * mask[None]
+        return (base[None] + delta) * mask[None], lift.dropped

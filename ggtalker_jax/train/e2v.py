@@ -107,11 +107,12 @@ def render_targets(
       capacity: static tile-intersection slots.
 
     Returns:
-      ``(HeadRender [B, H, W], LocalGaussians [B, N], meta)``.
+      ``(HeadRender [B, H, W], LocalGaussians [B, N], meta)``: ``meta`` is the splatting's,
+      plus ``zbuffer_dropped [B]`` (the generator's visibility z-buffer, :class:`TexelLift`).
     """
-    uv_map = generator(
+    uv_map, zbuffer_dropped = generator.predict(
         batch.source_image, batch.source_params, batch.source_viewmat, batch.source_K
-    )  # [B, Hu, Wu, 14]
+    )  # [B, Hu, Wu, 14], [B]
     template = generator.template
     vertices = pose_mesh(template.model, batch.target_params)  # [B, V, 3]
     gaussians, local = map_to_gaussians(
@@ -122,7 +123,7 @@ def render_targets(
     render, meta = render_gaussians(
         gaussians, camera, batch.background, backend=config.backend, capacity=capacity
     )
-    return render, local, meta
+    return render, local, {**meta, "zbuffer_dropped": zbuffer_dropped}
 
 
 def example_terms(generator, batch, config: E2VConfig, capacity: int | None) -> dict:
@@ -155,6 +156,9 @@ def example_terms(generator, batch, config: E2VConfig, capacity: int | None) -> 
         "head_psnr": metrics.masked_psnr(pred, target, mask),
         # Intersections beyond the capacity (never silently: the loop logs it).
         "dropped": dropped / batch_size,
+        # Mesh-rasterizer windows beyond their fixed work: the generator's z-buffer and the
+        # procedural source's renders (0 expected; logged like the above).
+        "raster_dropped": (meta["zbuffer_dropped"] + batch.dropped).astype(jnp.float32),
     }
 
 
@@ -175,6 +179,7 @@ def make_loss_fn(config: E2VConfig, mesh, capacity: int):
         terms = sharded_example_terms(terms_of, mesh, generator, batch, {}, check_vma=False)
         loss, means = mean_loss(terms)
         means["dropped"] = jnp.sum(terms["dropped"])
+        means["raster_dropped"] = jnp.sum(terms["raster_dropped"])
         return loss, means
 
     return loss_fn

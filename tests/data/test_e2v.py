@@ -69,6 +69,8 @@ def check_shapes(batch: E2VBatch, model, b: int, size: int, crop: int):
         value = getattr(batch, name)
         assert value.shape == shape and value.dtype == np.float32, name
     assert batch.identity.shape == (b,) and batch.identity.dtype == np.int32
+    # Every render complete: the rasterizer's fixed work sufficed (clips: nothing rendered).
+    assert batch.dropped.shape == (b,) and (np.asarray(batch.dropped) == 0).all()
     for params in (batch.source_params, batch.target_params):
         assert params.shape.shape == (b, model.n_shape)
         assert params.expression.shape == (b, model.n_exp)

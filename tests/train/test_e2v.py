@@ -74,7 +74,7 @@ def test_steps_lower_the_loss_on_a_fixed_batch_without_retracing(count_traces):
     assert traces() == 0
     assert all(np.isfinite(losses))
     assert losses[-1] < losses[0] - 0.01, losses
-    assert float(metrics["dropped"]) == 0
+    assert float(metrics["dropped"]) == 0 and float(metrics["raster_dropped"]) == 0
 
 
 def test_a_sharded_step_equals_the_single_device_step(key):

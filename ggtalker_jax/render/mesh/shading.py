@@ -169,6 +169,82 @@ def render_textured_meshes(
       is labelled with the mesh whose surface is nearest there; masks are disjoint and their
       union is the covered area.
     """
+    rgb, masks, _ = _render(
+        meshes,
+        viewmat,
+        K,
+        width,
+        height,
+        background,
+        flip_v=flip_v,
+        light_dir=light_dir,
+        ambient=ambient,
+        diffuse=diffuse,
+        two_sided=two_sided,
+        near=near,
+        window=window,
+        max_windows=None,
+    )
+    return rgb, masks
+
+
+def render_textured_meshes_bounded(
+    meshes: Sequence[Mesh],
+    viewmat: jax.Array,
+    K: jax.Array,
+    width: int,
+    height: int,
+    background: jax.Array | None = None,
+    *,
+    max_windows: int,
+    flip_v: bool = True,
+    light_dir=DEFAULT_LIGHT,
+    ambient: float = 0.35,
+    diffuse: float = 0.75,
+    two_sided: bool = True,
+    near: float = 0.01,
+    window: int = 4,
+) -> tuple[jax.Array, jax.Array, jax.Array]:
+    """:func:`render_textured_meshes` with a fixed amount of rasterizer work: ``(rgb, masks,
+    dropped)``, ``dropped`` (int32) the work windows left untested beyond ``max_windows``
+    (see :func:`~ggtalker_jax.render.mesh.raster.rasterize_mesh`; 0 when they sufficed).
+    For renders inside a training step or a data source feeding one on a GPU, where a
+    data-dependent loop would make the host wait for the device."""
+    return _render(
+        meshes,
+        viewmat,
+        K,
+        width,
+        height,
+        background,
+        flip_v=flip_v,
+        light_dir=light_dir,
+        ambient=ambient,
+        diffuse=diffuse,
+        two_sided=two_sided,
+        near=near,
+        window=window,
+        max_windows=int(max_windows),
+    )
+
+
+def _render(
+    meshes,
+    viewmat,
+    K,
+    width,
+    height,
+    background,
+    *,
+    flip_v,
+    light_dir,
+    ambient,
+    diffuse,
+    two_sided,
+    near,
+    window,
+    max_windows,
+):
     width, height = check_image_size(width, height)
     check_camera(viewmat, K)
     if len(meshes) == 0:
@@ -214,10 +290,14 @@ def render_textured_meshes(
         flip_v=bool(flip_v),
         two_sided=bool(two_sided),
         window=int(window),
+        max_windows=max_windows,
     )
 
 
-@functools.partial(jax.jit, static_argnames=("width", "height", "flip_v", "two_sided", "window"))
+@functools.partial(
+    jax.jit,
+    static_argnames=("width", "height", "flip_v", "two_sided", "window", "max_windows"),
+)
 def _render_jit(
     meshes,
     viewmat,
@@ -233,9 +313,12 @@ def _render_jit(
     flip_v,
     two_sided,
     window,
+    max_windows,
 ):
     vertices, faces, uvs, normals = _concat_meshes(meshes)
-    frag = rasterize_mesh(vertices, faces, viewmat, K, width, height, near, window=window)
+    frag = rasterize_mesh(
+        vertices, faces, viewmat, K, width, height, near, window=window, max_windows=max_windows
+    )
 
     # Which mesh each face belongs to: static face-count boundaries.
     face_ends = np.cumsum([np.shape(mesh.faces)[0] for mesh in meshes])
@@ -254,4 +337,4 @@ def _render_jit(
     rays = pixel_rays(K, width, height) if two_sided else None
     rgb = shade(albedo, n_pix, light_dir, ambient, diffuse, rays)
     rgb = jnp.where(frag.mask[..., None], rgb, background)
-    return rgb, masks
+    return rgb, masks, frag.dropped

@@ -11,6 +11,7 @@ import pytest
 
 from ggtalker_jax.errors import InputError
 from ggtalker_jax.geometry.camera import intrinsics, look_at
+from ggtalker_jax.render.mesh import raster
 from ggtalker_jax.render.mesh.raster import interpolate, rasterize_mesh
 from ggtalker_jax.render.mesh.shading import render_textured_meshes, sample_texture
 from ggtalker_jax.types import Mesh
@@ -153,6 +154,30 @@ def test_small_chunks_loop_many_times_and_drop_nothing(rng):
     tiny = rasterize_mesh(verts, faces, view, K, W, H, 0.5, window=8, chunk=8)
     np.testing.assert_array_equal(np.asarray(tiny.face_id), np.asarray(full.face_id))
     np.testing.assert_allclose(np.asarray(tiny.bary), np.asarray(full.bary), atol=1e-6)
+
+
+def test_fixed_work_matches_the_loop_and_counts_what_it_leaves(rng):
+    """max_windows: a static number of chunks; enough of them gives the loop's image, too few
+    leave windows untested and count them exactly."""
+    K = intrinsics(40.0, W, H)
+    P, faces = random_soup(rng, K, 0.5)
+    view = random_camera(rng)
+    verts = to_world(P, view)
+    full = rasterize_mesh(verts, faces, view, K, W, H, 0.5, window=8, chunk=8)
+    P_cam = raster.to_camera(jnp.asarray(verts), jnp.asarray(view))
+    setup = raster._setup(P_cam, jnp.asarray(faces), jnp.asarray(K), W, H, 0.5, False, 8)
+    total = int(np.asarray(setup[3]).sum())  # windows the scene needs
+    assert total > 16 and int(full.dropped) == 0
+    enough = rasterize_mesh(verts, faces, view, K, W, H, 0.5, window=8, chunk=8, max_windows=total)
+    np.testing.assert_array_equal(np.asarray(enough.face_id), np.asarray(full.face_id))
+    np.testing.assert_array_equal(np.asarray(enough.bary), np.asarray(full.bary))
+    assert int(enough.dropped) == 0
+    few = rasterize_mesh(verts, faces, view, K, W, H, 0.5, window=8, chunk=8, max_windows=13)
+    assert int(few.dropped) == total - 16  # two chunks of 8 ran
+    assert not np.asarray(few.mask & ~full.mask).any()  # it only ever covers less
+    assert raster.window_capacity(len(faces), W, H, 8) == 2 * (len(faces) + 6 * 4)
+    with pytest.raises(InputError, match="max_windows is 0"):
+        rasterize_mesh(verts, faces, view, K, W, H, 0.5, max_windows=0)
 
 
 def grid_mesh(rng, n=12):

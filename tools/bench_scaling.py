@@ -1,14 +1,18 @@
-"""Weak scaling of the priors' training: steps/s and samples/s per device on 1..n devices, and
-the share of a real training step spent outside compute (input, host transfers, logging).
+"""Scaling of the priors' training: steps/s and samples/s per device on 1..n devices, the
+share of a real training step spent outside compute (input, host transfers, logging), and
+whether the loss curves on n devices match the one on one.
 
     python tools/bench_scaling.py                   # CPU: tiny config, 8 simulated devices
     python tools/bench_scaling.py --config tiny --devices 1,2 --steps 5       # quick check
     python tools/bench_scaling.py --config gpu --repeats 3 --json scaling.json  # GPU machine
     python tools/bench_scaling.py --config prior_multi --devices 1,2,4,8 --priors e2v,a2e
+    python tools/bench_scaling.py --config gpu --strong --curves 50 --priors e2v,a2e  # n GPUs
 
 For each prior (``e2v``, ``a2e``, ``inpainter``) and device count ``n``: the prior's training
 step on the first ``n`` devices, in weak scaling: the batch per device is the config's
 ``batch_size`` over the largest ``n`` measured (at least 1), the global batch that times ``n``.
+With ``--strong`` the global batch is the config's ``batch_size`` for every ``n`` (split over
+the devices; each ``n`` must divide it), so the efficiency is the speed-up over ``n``.
 Compiles are never timed. For each ``n``:
 
 1. compute: the data mesh, a fresh state, the jitted step (``make_train_step`` with the
@@ -22,6 +26,10 @@ Compiles are never timed. For each ``n``:
    step's log, which follows the host's read of every step's metrics (the loop's sync). The
    restore before and the checkpoint ``run_training`` always writes at its last step after
    are left out; the last step is always logged (the JSON counts the logs timed).
+
+With ``--curves K`` (needs ``--strong``: the same batches for every ``n``) each ``n`` also
+trains ``K`` steps from the same initial state with a log every step, and the row holds the
+loss curve and its largest relative difference from the smallest ``n``'s.
 
 With ``--repeats R`` each timing (compute, input below, loop) is taken R times, in turn,
 and the row holds their medians (the JSON also each trial's outside share): a GPU's speed
@@ -312,8 +320,38 @@ def time_loop(step, state, source, mesh, section, config, steps: int) -> tuple[f
     return end - data.first_call, len(logger.stamps)
 
 
+def loss_curve(step, state, source, mesh, config, steps: int) -> list[float]:
+    """The loss of each of ``steps`` steps of :func:`run_training` from ``state`` (a log every
+    step, a real :class:`Checkpointer` in a temporary folder)."""
+    import jax
+
+    from ggtalker_jax.train import Checkpointer, run_training
+
+    with tempfile.TemporaryDirectory(prefix="bench_scaling_") as tmp:
+        with Checkpointer(Path(tmp) / "run", config.to_json(), every=steps + 1) as ckpt:
+            result = run_training(
+                state,
+                step,
+                source,
+                ckpt,
+                mesh=mesh,
+                key=jax.random.key(config.seed),
+                steps=steps,
+                log_every=1,
+                progress=False,
+            )
+    return [float(h["train/loss"]) for h in result.history if "train/loss" in h]
+
+
 def measure(
-    prior: PriorBench, state, n: int, per_device: int, config, steps: int, repeats: int = 1
+    prior: PriorBench,
+    state,
+    n: int,
+    per_device: int,
+    config,
+    steps: int,
+    repeats: int = 1,
+    curve_steps: int = 0,
 ) -> dict:
     """One row: the compute, input and loop timings of ``prior`` on the first ``n`` devices,
     each the median of ``repeats`` trials taken in turn (compute, input, loop, compute, ...),
@@ -345,6 +383,7 @@ def measure(
         t_loop, logs = time_loop(step, fresh(), source, mesh, section, config, steps)
         trials.append((t_compute, t_input, t_loop))
     t_compute, t_input, t_loop = (statistics.median(t) for t in zip(*trials, strict=True))
+    curve = loss_curve(step, fresh(), source, mesh, config, curve_steps) if curve_steps else []
     outside = 1.0 - t_compute / t_loop
     host = 1.0 - (t_compute + t_input) / t_loop
     samples = steps * size / t_loop
@@ -371,6 +410,7 @@ def measure(
         "host_overhead": max(host, 0.0),
         # Each trial's own share: the spread the median hides.
         "outside_per_trial": [1.0 - c / loop for c, _, loop in trials],
+        "loss_curve": curve,
     }
 
 
@@ -386,18 +426,33 @@ def add_efficiency(rows: list[dict]) -> None:
                 ("compute_efficiency", "compute_samples_per_second_per_device"),
             ):
                 r[key] = r[per_device] / base[per_device]
+            if r["loss_curve"] and base["loss_curve"]:
+                pairs = zip(r["loss_curve"], base["loss_curve"], strict=True)
+                r["curve_max_relative_difference"] = max(
+                    abs(a - b) / max(abs(b), 1e-12) for a, b in pairs
+                )
 
 
 # -- the run ---------------------------------------------------------------------------------
 
 
 def bench(
-    config, model, per_device: dict, counts: list[int], steps: int, repeats: int = 1
+    config,
+    model,
+    per_device: dict,
+    counts: list[int],
+    steps: int,
+    repeats: int = 1,
+    strong: bool = False,
+    curve_steps: int = 0,
 ) -> list[dict]:
     """Every row of the table, in prior then device-count order (progress on stdout).
 
     Args:
-      per_device: ``{prior name: batch per device}``, in the order to run them.
+      per_device: ``{prior name: batch per device}`` (weak scaling; with ``strong``, the
+        global batch), in the order to run them.
+      strong: the same global batch on every device count.
+      curve_steps: steps of each count's loss curve (0: none).
     """
     from ggtalker_jax.train import TrainState
     from ggtalker_jax.train.optim import section_optimizer
@@ -405,12 +460,21 @@ def bench(
     rows = []
     for name, batch in per_device.items():
         start = time.perf_counter()
-        prior = BUILDERS[name](config, model, batch * counts[-1])
+        prior = BUILDERS[name](config, model, batch if strong else batch * counts[-1])
         state = TrainState.from_model(prior.module, section_optimizer(prior.section))
         print(f"{name}: data and model ready in {time.perf_counter() - start:.1f} s", flush=True)
         for n in counts:
             start = time.perf_counter()
-            row = measure(prior, state, n, batch, config, steps, repeats)
+            row = measure(
+                prior,
+                state,
+                n,
+                batch // n if strong else batch,
+                config,
+                steps,
+                repeats,
+                curve_steps,
+            )
             rows.append(row)
             print(
                 f"{name} on {n} device(s): {row['steps_per_second']:.2f} steps/s "
@@ -493,16 +557,31 @@ def run(args) -> dict:
         )
     if reduced:
         print(f"tiny config, data reduced for speed: {' '.join(reduced)}")
-    per_device = {n: max(getattr(config, n).batch_size // counts[-1], 1) for n in priors}
-    print(
-        f"config {config_name}; weak scaling: the batch per device is fixed (batch_size / "
-        f"{counts[-1]}, the largest count: "
-        + ", ".join(f"{n} {b}" for n, b in per_device.items())
-        + f"), the global batch is that x devices; {steps} timed steps after warm-up, "
-        f"{args.repeats} trial(s) of each part in turn (medians)"
-    )
+    trials = f"{steps} timed steps after warm-up, {args.repeats} trial(s) of each part in turn"
+    if args.strong:
+        per_device = {n: getattr(config, n).batch_size for n in priors}  # the global batch
+        for name, size in per_device.items():
+            bad = [n for n in counts if size % n]
+            if bad:
+                raise InputError(
+                    f"--strong: {name}.batch_size {size} does not split over {bad[0]} devices; "
+                    f"set --set {name}.batch_size=<a multiple of {bad[0]}> or other --devices"
+                )
+        print(
+            f"config {config_name}; strong scaling: the global batch is fixed ("
+            + ", ".join(f"{n} {b}" for n, b in per_device.items())
+            + f") and split over the devices; {trials} (medians)"
+        )
+    else:
+        per_device = {n: max(getattr(config, n).batch_size // counts[-1], 1) for n in priors}
+        print(
+            f"config {config_name}; weak scaling: the batch per device is fixed (batch_size / "
+            f"{counts[-1]}, the largest count: "
+            + ", ".join(f"{n} {b}" for n, b in per_device.items())
+            + f"), the global batch is that x devices; {trials} (medians)"
+        )
     model = load_flame(config.flame_model or None)
-    rows = bench(config, model, per_device, counts, steps, args.repeats)
+    rows = bench(config, model, per_device, counts, steps, args.repeats, args.strong, args.curves)
     print()
     print("\n".join(table(rows)))
     print(
@@ -512,6 +591,12 @@ def run(args) -> dict:
     )
     if any(r["clamped"] for r in rows):
         print("* the loop ran faster than the compute timing (noise); clamped at 0")
+    for r in rows:
+        if "curve_max_relative_difference" in r and r["devices"] != counts[0]:
+            print(
+                f"{r['prior']} on {r['devices']} device(s): loss curve of {args.curves} steps "
+                f"within {r['curve_max_relative_difference']:.2e} (relative) of {counts[0]}'s"
+            )
     if args.repeats > 1:
         for r in rows:
             shares = ", ".join(f"{x:.0%}" for x in r["outside_per_trial"])
@@ -523,6 +608,8 @@ def run(args) -> dict:
         "reduced": reduced,
         "steps": steps,
         "repeats": args.repeats,
+        "strong": args.strong,
+        "curve_steps": args.curves,
         "per_device_batch": per_device,
         "rows": rows,
     }
@@ -538,8 +625,18 @@ def main(argv=None) -> int:
     p.add_argument(
         "--repeats", type=int, default=1, help="trials of each timing, in turn (default 1)"
     )
+    p.add_argument(
+        "--strong", action="store_true", help="the same global batch on every device count"
+    )
+    p.add_argument(
+        "--curves", type=int, default=0, metavar="K", help="K-step loss curves (with --strong)"
+    )
     p.add_argument("--json", help="write the results here too")
     args = p.parse_args(argv)
+    if args.curves and not args.strong:
+        p.error("--curves compares the same batches on every device count: add --strong")
+    if args.curves < 0:
+        p.error(f"--curves {args.curves}: expected 0 or more")
     if args.steps is not None and args.steps < 1:
         p.error(f"--steps {args.steps}: expected 1 or more")
     if args.repeats < 1:

@@ -12,7 +12,8 @@ For each prior (``e2v``, ``a2e``, ``inpainter``) and device count ``n``: the pri
 step on the first ``n`` devices, in weak scaling: the batch per device is the config's
 ``batch_size`` over the largest ``n`` measured (at least 1), the global batch that times ``n``.
 With ``--strong`` the global batch is the config's ``batch_size`` for every ``n`` (split over
-the devices; each ``n`` must divide it), so the efficiency is the speed-up over ``n``.
+the devices; each ``n`` must divide it), so the efficiency is the speed-up over the smallest
+``n``, divided by the ratio of the counts (speed-up / ``n`` when the smallest is 1).
 Compiles are never timed. For each ``n``:
 
 1. compute: the data mesh, a fresh state, the jitted step (``make_train_step`` with the
@@ -610,7 +611,8 @@ def run(args) -> dict:
         "repeats": args.repeats,
         "strong": args.strong,
         "curve_steps": args.curves,
-        "per_device_batch": per_device,
+        # Weak scaling: each prior's batch per device; strong: its global batch.
+        ("global_batch" if args.strong else "per_device_batch"): per_device,
         "rows": rows,
     }
 
@@ -633,10 +635,10 @@ def main(argv=None) -> int:
     )
     p.add_argument("--json", help="write the results here too")
     args = p.parse_args(argv)
-    if args.curves and not args.strong:
-        p.error("--curves compares the same batches on every device count: add --strong")
     if args.curves < 0:
         p.error(f"--curves {args.curves}: expected 0 or more")
+    if args.curves and not args.strong:
+        p.error("--curves compares the same batches on every device count: add --strong")
     if args.steps is not None and args.steps < 1:
         p.error(f"--steps {args.steps}: expected 1 or more")
     if args.repeats < 1:

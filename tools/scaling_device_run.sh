@@ -7,8 +7,9 @@
 #   bash tools/scaling_device_run.sh [--config gpu|prior_multi] [--steps N] [--repeats R]
 #       [--priors a2e,e2v] [--strong] [--curves K] [--set KEY=VALUE ...]
 #
-# --strong keeps the global batch of the config on every GPU count (1 GPU against all of
-# them: the scaling-efficiency run), --curves K adds each count's K-step loss curve.
+# Defaults: --config gpu --steps 50 --repeats 3, all three priors. --strong keeps the
+# config's global batch on every GPU count (1 GPU against all of them: the scaling-efficiency
+# run), --curves K adds each count's K-step loss curve.
 #
 # Carry .whl/ (dm-pix, tensorboardX, espeakng-loader). NVLink multicast stays off on the lent
 # machines (NCCL_NVLS_ENABLE=0 is set here too, for the multi-GPU kinds).

@@ -42,6 +42,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
+import os
 from collections.abc import Sequence
 
 import jax
@@ -86,7 +87,8 @@ GPU_GRAPHS = {
 CUDA graphs too (XLA leaves them out by default), so fewer kernels are launched one by one
 from the host. On an H200 (``gpu`` config, 32 pairs at 256², profiler trace, 2026-12-03)
 a batch's kernels took 1.1 ms instead of 1.5 ms, its span 2.7 ms instead of 3.3 ms. Only
-this program compiles with them; every other keeps XLA's defaults."""
+this program compiles with them; every other keeps XLA's defaults. Not applied where
+``XLA_FLAGS`` sets ``--xla_gpu_enable_command_buffer`` itself."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -321,7 +323,11 @@ def _batch(
 
 _BATCH_STATIC = ("config", "batch_size", "frame_map")
 _batch_jit = jax.jit(_batch, static_argnames=_BATCH_STATIC)
-_batch_jit_gpu = jax.jit(_batch, static_argnames=_BATCH_STATIC, compiler_options=GPU_GRAPHS)
+# A user's own XLA_FLAGS setting of the command buffers wins (e.g. graphs off to profile).
+_own_graphs = "xla_gpu_enable_command_buffer" in os.environ.get("XLA_FLAGS", "")
+_batch_jit_gpu = jax.jit(
+    _batch, static_argnames=_BATCH_STATIC, compiler_options=None if _own_graphs else GPU_GRAPHS
+)
 
 
 @functools.partial(jax.jit, static_argnames=("config", "frame_map"))

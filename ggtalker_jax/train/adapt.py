@@ -99,7 +99,12 @@ def reference_frame(clips: AdaptClips, adapt: AdaptConfig) -> int:
 
 def generator_map(generator, e2v, clips: AdaptClips, frame: int) -> np.ndarray:
     """The generator's raw map ``[Hu, Wu, 14]`` from frame ``frame`` (the head masked out
-    of the frame and resized to the generator's reference size, as in E2V training)."""
+    of the frame and resized to the generator's reference size, as in E2V training).
+
+    Raises:
+      InputError: the generator's z-buffer could not be completed (a head far larger in the
+        frame than any portrait framing; :class:`~ggtalker_jax.models.TexelLift`).
+    """
     from PIL import Image
 
     from ggtalker_jax.types import FlameParams
@@ -126,12 +131,18 @@ def generator_map(generator, e2v, clips: AdaptClips, frame: int) -> np.ndarray:
             )
         },
     )
-    uv_map = generator(
+    uv_map, dropped = generator.predict(
         jnp.asarray(image, jnp.float32)[None] / 255.0,
         params,
         jnp.asarray(clips.viewmat[frame])[None],
         jnp.asarray(k)[None],
     )
+    if int(dropped[0]):
+        raise InputError(
+            f"adaptation frame {frame}: the head is too large in the frame for the generator's "
+            f"visibility z-buffer ({int(dropped[0])} rasterizer windows left untested); use "
+            "video in which the head fills less of the frame"
+        )
     return np.asarray(uv_map[0])
 
 

@@ -299,7 +299,7 @@ def make_preview_eval(model: FlameModel, config: E2VConfig, logger: TrainLogger)
 @functools.partial(jax.jit, static_argnames=("config", "capacity"))
 def _predict_jit(graphdef, state, batch, config: E2VConfig, capacity: int):
     render, _, meta = render_targets(nnx.merge(graphdef, state), batch, config, capacity)
-    return render, meta["dropped"]
+    return render, meta["dropped"], jnp.sum(meta["zbuffer_dropped"] + batch.dropped)
 
 
 def predict_batch(generator, batch, config: E2VConfig) -> HeadRender:
@@ -307,18 +307,26 @@ def predict_batch(generator, batch, config: E2VConfig) -> HeadRender:
 
     Raises:
       InputError: intersections dropped for lack of capacity (cannot happen with the
-        default sizing unless splats are huge; names the count).
+        default sizing unless splats are huge; names the count), or mesh-rasterizer windows
+        left untested by the generator's z-buffer or the batch's procedural render (a head
+        far larger in its image than the portrait framing).
     """
     from ggtalker_jax.errors import InputError
 
     graphdef, state = nnx.split(generator)
     images = int(batch.target_image.shape[0])
     capacity = capacity_for(generator.template, images, config.backend)
-    render, dropped = _predict_jit(graphdef, state, batch, config, capacity)
+    render, dropped, raster_dropped = _predict_jit(graphdef, state, batch, config, capacity)
     if int(dropped):
         raise InputError(
             f"rendering {images} heads dropped {int(dropped)} tile intersections; render "
             "fewer images per call"
+        )
+    if int(raster_dropped):
+        raise InputError(
+            f"rendering {images} heads: the mesh rasterizer left {int(raster_dropped)} windows "
+            "untested (the generator's z-buffer or the batch's own render): a head is far "
+            "larger in its image than the portrait framing; frame the heads smaller"
         )
     return render
 

@@ -388,9 +388,9 @@ def default_chunk(n_faces: int, window: int) -> int:
 
 def window_capacity(n_faces: int, width: int, height: int, window: int = 4) -> int:
     """A ``max_windows`` for :func:`rasterize_mesh` with room to spare for a closed mesh
-    seen whole: twice one window per face plus the windows that tile the image. (The
-    shipped FLAME head, 11.6k faces, at 256² needed 16.5k-19.7k windows over eight random
-    E2V draws, 2026; this gives 31.4k.)"""
+    seen whole: twice the sum of one window per face and the windows that tile the image.
+    (The shipped FLAME head, 11.6k faces, at 256² needed 16.5k-19.7k windows over eight
+    random E2V draws, 2026; this gives 31.4k, run as 3 chunks of 11,264.)"""
     tiles = math.ceil(width / window) * math.ceil(height / window)
     return 2 * (int(n_faces) + tiles)
 
@@ -433,7 +433,8 @@ def rasterize_mesh(
         exactly ``ceil(max_windows / chunk)`` chunks, so on a GPU the host never waits for
         it, and the windows beyond them are left untested and counted in
         ``Fragments.dropped`` (what they would have covered stays empty or shows the face
-        behind).
+        behind). Without a ``chunk``, the chunks are sized to cover ``max_windows`` with
+        less than 1024 windows to spare each (as many as :func:`default_chunk` would need).
 
     Returns:
       :class:`Fragments` with ``face_id [H, W]``, ``bary [H, W, 3]``, ``depth [H, W]``,
@@ -456,9 +457,16 @@ def rasterize_mesh(
         raise InputError(f"window ({window}) and chunk ({chunk}) must be positive")
     if max_windows is not None and max_windows < 1:
         raise InputError(f"max_windows is {max_windows}; pass a positive count or None")
+    iterations = None
     if chunk is None:
         chunk = default_chunk(n_faces, window)
-    iterations = None if max_windows is None else math.ceil(max_windows / chunk)
+        if max_windows is not None:
+            # As many chunks as the default size needs, each shrunk to just cover max_windows
+            # (rounded up to 1024): never more than 1024 windows a chunk beyond it.
+            iterations = math.ceil(max_windows / chunk)
+            chunk = math.ceil(max_windows / iterations / 1024) * 1024
+    if max_windows is not None and iterations is None:
+        iterations = math.ceil(max_windows / chunk)
     return _rasterize_jit(
         jnp.asarray(vertices, jnp.float32),
         jnp.asarray(faces, jnp.int32),

@@ -206,8 +206,9 @@ def render_textured_meshes_bounded(
     window: int = 4,
 ) -> tuple[jax.Array, jax.Array, jax.Array]:
     """:func:`render_textured_meshes` with a fixed amount of rasterizer work: ``(rgb, masks,
-    dropped)``, ``dropped`` (int32) the work windows left untested beyond ``max_windows``
-    (see :func:`~ggtalker_jax.render.mesh.raster.rasterize_mesh`; 0 when they sufficed).
+    dropped)``, ``dropped`` (int32) the work windows left untested once the chunks covering
+    ``max_windows`` ran (see :func:`~ggtalker_jax.render.mesh.raster.rasterize_mesh`; 0 when
+    they sufficed).
     For renders inside a training step or a data source feeding one on a GPU, where a
     data-dependent loop would make the host wait for the device."""
     return _render(

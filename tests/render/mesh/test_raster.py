@@ -172,6 +172,9 @@ def test_fixed_work_matches_the_loop_and_counts_what_it_leaves(rng):
     np.testing.assert_array_equal(np.asarray(enough.face_id), np.asarray(full.face_id))
     np.testing.assert_array_equal(np.asarray(enough.bary), np.asarray(full.bary))
     assert int(enough.dropped) == 0
+    fitted = rasterize_mesh(verts, faces, view, K, W, H, 0.5, window=8, max_windows=total)
+    np.testing.assert_array_equal(np.asarray(fitted.face_id), np.asarray(full.face_id))
+    assert int(fitted.dropped) == 0
     few = rasterize_mesh(verts, faces, view, K, W, H, 0.5, window=8, chunk=8, max_windows=13)
     assert int(few.dropped) == total - 16  # two chunks of 8 ran
     assert not np.asarray(few.mask & ~full.mask).any()  # it only ever covers less

@@ -440,7 +440,7 @@ def add_efficiency(rows: list[dict]) -> None:
 def bench(
     config,
     model,
-    per_device: dict,
+    batches: dict,
     counts: list[int],
     steps: int,
     repeats: int = 1,
@@ -450,8 +450,8 @@ def bench(
     """Every row of the table, in prior then device-count order (progress on stdout).
 
     Args:
-      per_device: ``{prior name: batch per device}`` (weak scaling; with ``strong``, the
-        global batch), in the order to run them.
+      batches: ``{prior name: batch}``, in the order to run them: the batch per device, or
+        with ``strong`` the global batch.
       strong: the same global batch on every device count.
       curve_steps: steps of each count's loss curve (0: none).
     """
@@ -459,7 +459,7 @@ def bench(
     from ggtalker_jax.train.optim import section_optimizer
 
     rows = []
-    for name, batch in per_device.items():
+    for name, batch in batches.items():
         start = time.perf_counter()
         prior = BUILDERS[name](config, model, batch if strong else batch * counts[-1])
         state = TrainState.from_model(prior.module, section_optimizer(prior.section))
@@ -560,8 +560,8 @@ def run(args) -> dict:
         print(f"tiny config, data reduced for speed: {' '.join(reduced)}")
     trials = f"{steps} timed steps after warm-up, {args.repeats} trial(s) of each part in turn"
     if args.strong:
-        per_device = {n: getattr(config, n).batch_size for n in priors}  # the global batch
-        for name, size in per_device.items():
+        batches = {n: getattr(config, n).batch_size for n in priors}  # the global batch
+        for name, size in batches.items():
             bad = [n for n in counts if size % n]
             if bad:
                 raise InputError(
@@ -570,19 +570,19 @@ def run(args) -> dict:
                 )
         print(
             f"config {config_name}; strong scaling: the global batch is fixed ("
-            + ", ".join(f"{n} {b}" for n, b in per_device.items())
+            + ", ".join(f"{n} {b}" for n, b in batches.items())
             + f") and split over the devices; {trials} (medians)"
         )
     else:
-        per_device = {n: max(getattr(config, n).batch_size // counts[-1], 1) for n in priors}
+        batches = {n: max(getattr(config, n).batch_size // counts[-1], 1) for n in priors}
         print(
             f"config {config_name}; weak scaling: the batch per device is fixed (batch_size / "
             f"{counts[-1]}, the largest count: "
-            + ", ".join(f"{n} {b}" for n, b in per_device.items())
+            + ", ".join(f"{n} {b}" for n, b in batches.items())
             + f"), the global batch is that x devices; {trials} (medians)"
         )
     model = load_flame(config.flame_model or None)
-    rows = bench(config, model, per_device, counts, steps, args.repeats, args.strong, args.curves)
+    rows = bench(config, model, batches, counts, steps, args.repeats, args.strong, args.curves)
     print()
     print("\n".join(table(rows)))
     print(
@@ -612,7 +612,7 @@ def run(args) -> dict:
         "strong": args.strong,
         "curve_steps": args.curves,
         # Weak scaling: each prior's batch per device; strong: its global batch.
-        ("global_batch" if args.strong else "per_device_batch"): per_device,
+        ("global_batch" if args.strong else "per_device_batch"): batches,
         "rows": rows,
     }
 

@@ -415,6 +415,7 @@ class ProceduralE2V:
         # copied to the device on every call (5 MB a batch for the shipped head; on an H200
         # that host time was 14% of an E2V training step).
         self._model = jax.device_put(model)
+        self._batch_jit = _batch_jit_gpu if jax.default_backend() == "gpu" else _batch_jit
 
     @property
     def identities(self) -> np.ndarray:
@@ -426,8 +427,7 @@ class ProceduralE2V:
         ``fold_in(key(config.seed), position)``: bit for bit on CPU; on a GPU the draws are
         bit for bit and the images to float rounding (on an H200 about 5% of the pixels
         differ between two calls, by at most 2.4e-7)."""
-        batch = _batch_jit_gpu if jax.default_backend() == "gpu" else _batch_jit
-        return batch(
+        return self._batch_jit(
             self._model,
             self._arrays,
             jnp.asarray(position, jnp.uint32),

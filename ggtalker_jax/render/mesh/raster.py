@@ -457,16 +457,16 @@ def rasterize_mesh(
         raise InputError(f"window ({window}) and chunk ({chunk}) must be positive")
     if max_windows is not None and max_windows < 1:
         raise InputError(f"max_windows is {max_windows}; pass a positive count or None")
-    iterations = None
+    fit_chunk = chunk is None
     if chunk is None:
         chunk = default_chunk(n_faces, window)
-        if max_windows is not None:
+    iterations = None
+    if max_windows is not None:
+        iterations = math.ceil(max_windows / chunk)
+        if fit_chunk:
             # As many chunks as the default size needs, each shrunk to just cover max_windows
             # (rounded up to 1024): never more than 1024 windows a chunk beyond it.
-            iterations = math.ceil(max_windows / chunk)
             chunk = math.ceil(max_windows / iterations / 1024) * 1024
-    if max_windows is not None and iterations is None:
-        iterations = math.ceil(max_windows / chunk)
     return _rasterize_jit(
         jnp.asarray(vertices, jnp.float32),
         jnp.asarray(faces, jnp.int32),
